@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test install ingest bench lock smoke clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "tactful needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Re-install only when the lock or the package metadata change. pip keeps the
+# built llama-cpp-python wheel in its cache, so only the first install compiles.
+$(STAMP): requirements.lock pyproject.toml | $(PY)
+	$(PY) -m pip install --require-hashes -r requirements.lock
+	$(PY) -m pip install --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+ingest: install
+	$(VENV)/bin/tactful ingest knowledge/brands/acme --brand acme
+
+run: install ingest
+	$(VENV)/bin/tactful serve
+
+test: install
+	$(PY) -m pytest -q
+
+smoke: install
+	$(PY) -m pytest -q -m smoke
+
+bench: install
+	$(PY) benchmarks/suggest_overhead.py
+
+# Regenerate the pinned, hashed lock from pyproject.toml (needs network to the registry).
+lock:
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --generate-hashes \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,1 @@
+"""tactful's HTTP service, LLM client, embedded LLM manager and CLI."""

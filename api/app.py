@@ -1,0 +1,55 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.llm import LLMClient
+from api.local_llm import LocalLLMServer
+from api.pipeline import Services
+from api.routes import guardrails, health, knowledge, prompts, suggest
+from api.settings import Settings, get_settings
+from knowledge.store import KnowledgeStore
+from prompts.tokens import seed_tiktoken_cache
+
+log = logging.getLogger("tactful")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        seed_tiktoken_cache(settings.data_dir / "tiktoken")
+        local = None
+        if settings.uses_local_llm:
+            local = LocalLLMServer(settings.local_model, settings.data_dir, settings.local_llm_port,
+                                   threads=settings.local_llm_threads, ctx=settings.local_llm_ctx,
+                                   start_timeout=settings.local_llm_start_timeout)
+            local.start()  # raises LocalLLMError with what to fix; uvicorn prints it and exits
+            base_url, model = local.base_url, settings.llm_model or LocalLLMServer.ALIAS
+        else:
+            base_url, model = settings.llm_base_url, settings.llm_model or "gpt-4o-mini"
+        llm = LLMClient(base_url, settings.llm_api_key, model, timeout=settings.llm_timeout,
+                        max_retries=settings.llm_max_retries)
+        app.state.services = Services(settings=settings, store=KnowledgeStore(settings), llm=llm)
+        app.state.local_llm = local
+        log.info("tactful ready: LLM %s at %s", model, base_url)
+        try:
+            yield
+        finally:
+            await llm.close()
+            if local:
+                local.stop()
+
+    app = FastAPI(title="tactful", version="0.1.0", lifespan=lifespan,
+                  description="Guarded, grounded reply drafts for customer-support and social-media teams.")
+    app.state.settings = settings
+    errors.install(app)
+    for module in (suggest, guardrails, knowledge, prompts, health):
+        app.include_router(module.router)
+    return app

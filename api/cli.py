@@ -1,0 +1,165 @@
+"""The `tactful` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+app = typer.Typer(help="tactful: guarded reply drafts for support teams.", no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(host: str = typer.Option(None, help="Default: TACTFUL_HOST or 127.0.0.1"),
+          port: int = typer.Option(None, help="Default: TACTFUL_PORT or 8000")) -> None:
+    """Start the HTTP API (and the embedded LLM unless TACTFUL_LLM_BASE_URL is set)."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.local_llm import LocalLLMError
+    from api.settings import get_settings
+
+    settings = get_settings()
+    if settings.uses_local_llm:
+        console.print(f"[bold]tactful[/]: starting the embedded model [cyan]{settings.local_model}[/] "
+                      f"(set TACTFUL_LLM_BASE_URL to use another OpenAI-compatible endpoint)")
+    try:
+        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+    except LocalLLMError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+
+
+@app.command()
+def ingest(path: Path = typer.Argument(..., help="A knowledge file or a folder (read recursively)."),
+           brand: str = typer.Option(..., "--brand", "-b", help="Brand the documents belong to.")) -> None:
+    """Load voice guides and FAQs into a brand's knowledge base."""
+    from api.settings import get_settings
+    from knowledge.documents import brand_ok
+    from knowledge.ingest import collect, ingest as run_ingest
+    from knowledge.store import KnowledgeStore
+    from prompts.tokens import seed_tiktoken_cache
+
+    if not brand_ok(brand):
+        console.print("[red]error:[/] --brand must be 2-63 lowercase letters, digits, '-' or '_'")
+        raise typer.Exit(2)
+    settings = get_settings()
+    seed_tiktoken_cache(settings.data_dir / "tiktoken")
+    store = KnowledgeStore(settings)
+    total = len(collect(path)[0]) if path.exists() else 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"ingesting into {brand}", total=total)
+        report = run_ingest(store, brand, path, progress=lambda _doc: progress.advance(task))
+    for problem in report.problems:
+        console.print(f"[red]error:[/] {problem}")
+    console.print(f"{brand}: {len(report.added)} added, {len(report.updated)} updated, "
+                  f"{len(report.unchanged)} unchanged, {len(report.problems)} problems in {report.seconds:.1f}s")
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(file: str = typer.Argument("-", help="A text file, or - for standard input."),
+          message: str = typer.Option(None, "--message", "-m", help="The customer's message the draft answers."),
+          language: str = typer.Option(None, "--language", "-l"),
+          jsonl: bool = typer.Option(False, "--jsonl", help="Machine mode: JSON Lines in, one result per line out.")) -> None:
+    """Lint a draft reply for minimising, blame and humour-on-serious. Exit 1 on a blocking finding."""
+    from guardrails import CheckContext, check as run_check, is_blocking
+    from guardrails.triage import analyze, detect_language
+
+    def one(text: str, msg: str | None, lang: str | None) -> dict:
+        if msg:
+            tri = analyze(msg, language=lang)
+            lang, serious = tri.language, tri.serious
+        else:
+            lang, serious = lang or detect_language(text), False
+        findings = run_check(text, CheckContext(language=lang, serious=serious))
+        return {"passed": not is_blocking(findings), "language": lang, "serious": serious,
+                "findings": [f.model_dump() for f in findings]}
+
+    if jsonl:
+        blocked = False
+        for n, line in enumerate(sys.stdin, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                result = one(str(item["text"]), item.get("message"), item.get("language"))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                result = {"error": {"code": "invalid_line", "message": f"line {n}: {exc}", "field": "text"}}
+            blocked |= result.get("passed") is False
+            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        raise typer.Exit(1 if blocked else 0)
+
+    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    result = one(text, message, language)
+    for f in result["findings"]:
+        line = text.count("\n", 0, f["start"]) + 1
+        col = f["start"] - (text.rfind("\n", 0, f["start"]) + 1) + 1
+        colour = "red" if f["severity"] == "block" else "yellow"
+        print(f"{file}:{line}:{col}: ", end="")
+        console.print(f"[{colour}]{f['severity']}[/] {f['rule']} \"{f['match']}\": {f['message']}", highlight=False)
+    raise typer.Exit(0 if result["passed"] else 1)
+
+
+@app.command()
+def analyze(message: str = typer.Argument(None, help="The customer's message (omit with --jsonl)."),
+            language: str = typer.Option(None, "--language", "-l"),
+            jsonl: bool = typer.Option(False, "--jsonl", help="Machine mode: JSON Lines in, one triage per line out.")) -> None:
+    """Triage a customer's message: language, seriousness, sentiment, recommended action."""
+    from guardrails.triage import analyze as run_analyze
+
+    if jsonl:
+        for n, line in enumerate(sys.stdin, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                result = run_analyze(str(item["message"]), language=item.get("language")).model_dump()
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                result = {"error": {"code": "invalid_line", "message": f"line {n}: {exc}", "field": "message"}}
+            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        return
+    if not message:
+        console.print("[red]error:[/] give a message, or use --jsonl")
+        raise typer.Exit(2)
+    print(run_analyze(message, language=language).model_dump_json(indent=2))
+
+
+prompts_app = typer.Typer(help="List, show and render prompt templates.", no_args_is_help=True)
+app.add_typer(prompts_app, name="prompts")
+
+
+@prompts_app.command("list")
+def prompts_list() -> None:
+    from prompts.templates import list_templates
+
+    for t in list_templates():
+        print(f"{t.name}\tv{t.version}\t{t.description.strip()}")
+
+
+@prompts_app.command("show")
+def prompts_show(name: str) -> None:
+    from prompts.templates import load
+
+    print(json.dumps(load(name).model_dump(), indent=2, ensure_ascii=False))
+
+
+@prompts_app.command("render")
+def prompts_render(name: str, variables: Path = typer.Option(..., "--vars", help="JSON file with the variables.")) -> None:
+    from prompts.templates import PromptError, load
+
+    try:
+        print(json.dumps(load(name).render(json.loads(variables.read_text())), indent=2, ensure_ascii=False))
+    except PromptError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+
+
+if __name__ == "__main__":
+    app()

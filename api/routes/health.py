@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import get_services
+from api.pipeline import Services
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", summary="The process is up")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The LLM and the knowledge store answer")
+async def readyz(svc: Services = Depends(get_services)) -> JSONResponse:
+    llm_ok = await svc.llm.ping()
+    store_ok = await run_in_threadpool(svc.store.ping)
+    body = {"status": "ready" if llm_ok and store_ok else "not_ready", "llm": llm_ok, "store": store_ok,
+            "model": svc.llm.model}
+    return JSONResponse(body, status_code=200 if llm_ok and store_ok else 503)

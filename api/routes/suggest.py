@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from api.deps import get_services
+from api.errors import APIError
+from api.pipeline import Services, suggest
+from api.schemas import ErrorResponse, SuggestRequest, SuggestResponse
+from knowledge.documents import brand_ok
+
+router = APIRouter(tags=["suggest"])
+_ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 422, 503)}
+
+
+async def _suggest(body: SuggestRequest, svc: Services = Depends(get_services)) -> SuggestResponse:
+    if not body.message.strip():
+        raise APIError(422, "invalid_request", "'message' must contain text, not only whitespace", "message")
+    if not brand_ok(body.brand):
+        raise APIError(422, "invalid_request", "'brand' must be 2-63 lowercase letters, digits, '-' or '_'", "brand")
+    return await suggest(body, svc)
+
+
+router.add_api_route("/v1/suggest", _suggest, methods=["POST"], response_model=SuggestResponse, responses=_ERRORS,
+                     summary="Guarded reply drafts for a customer's message")
+router.add_api_route("/suggest", _suggest, methods=["POST"], response_model=SuggestResponse, responses=_ERRORS,
+                     summary="Alias of /v1/suggest", include_in_schema=False)

@@ -1,0 +1,115 @@
+"""Request and response bodies of the HTTP API (the contracts in DESIGN.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from guardrails.finding import Finding
+from guardrails.triage import Triage
+
+Channel = Literal["twitter", "x", "instagram", "facebook", "email", "chat", "sms", "whatsapp", "other"]
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["customer", "agent"]
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class SuggestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    brand: str = Field(min_length=1, max_length=63, examples=["acme"])
+    message: str = Field(min_length=1, max_length=4000, description="The customer's message, as they wrote it.",
+                         examples=["My order arrived broken and nobody answers my emails. This is the third time!"])
+    channel: Channel = "twitter"
+    visibility: Literal["public", "private"] = "public"
+    language: str | None = Field(None, min_length=2, max_length=8, description="Reply language; detected from the message when null.")
+    customer_name: str | None = Field(None, max_length=100)
+    history: list[Turn] = Field(default_factory=list, max_length=20)
+    n: int = Field(3, ge=1, le=5, description="How many drafts to ask for.")
+    tone: str | None = Field(None, max_length=100)
+    prompt: str = Field("suggest", max_length=64, description="Prompt template name (see GET /v1/prompts).")
+    received_at: datetime | None = None
+
+
+class Citation(BaseModel):
+    id: str
+    title: str
+    url: str | None = None
+
+
+class Draft(BaseModel):
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list, description="Non-blocking findings (warnings) only.")
+    repaired: bool = False
+
+
+class BlockedDraft(BaseModel):
+    text: str
+    findings: list[Finding]
+
+
+class KnowledgeRef(BaseModel):
+    id: str
+    kind: str
+    score: float
+
+
+class PromptRef(BaseModel):
+    name: str
+    version: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_calls: int = 0
+
+
+class SuggestResponse(BaseModel):
+    id: str
+    brand: str
+    triage: Triage
+    drafts: list[Draft]
+    blocked: list[BlockedDraft]
+    knowledge: list[KnowledgeRef]
+    prompt: PromptRef
+    model: str
+    usage: Usage
+    timings_ms: dict[str, float]
+
+
+class CheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(max_length=20000, description="The draft reply to check.")
+    message: str | None = Field(None, max_length=4000, description="The customer's message it answers (decides seriousness).")
+    language: str | None = Field(None, min_length=2, max_length=8)
+    brand: str | None = Field(None, max_length=63)
+
+
+class CheckResponse(BaseModel):
+    passed: bool
+    language: str
+    serious: bool
+    findings: list[Finding]
+
+
+class AnalyzeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=4000)
+    language: str | None = Field(None, min_length=2, max_length=8)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

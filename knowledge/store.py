@@ -1,0 +1,239 @@
+"""The chromadb-backed knowledge store: one collection per brand, so one brand's
+query can never reach another brand's documents."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+
+import chromadb
+from rank_bm25 import BM25Okapi
+from chromadb.config import Settings as ChromaSettings
+
+from api.settings import Settings
+from knowledge.documents import Document, brand_ok
+from knowledge.embeddings import MiniLMEmbeddingFunction
+
+_PREFIX = "brand-"
+# Hybrid score = VECTOR_WEIGHT * cosine + (1 - VECTOR_WEIGHT) * BM25 scaled to the best match.
+# MiniLM alone misses "arrived broken" -> the damaged-item FAQ when a message mixes topics;
+# the lexical signal catches the shared words.
+VECTOR_WEIGHT = 0.7
+_TOKEN = re.compile(r"[\u4e00-\u9fff]|[^\W_]+", re.UNICODE)
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """Words, lowercased; Chinese as single characters (no spaces to split on)."""
+    return _TOKEN.findall(text.lower())
+
+
+@dataclass
+class _DocTable:
+    """What the lexical index and the results need, per brand, rebuilt when the collection changes."""
+    count: int
+    meta: dict[str, dict]
+    text: dict[str, str]
+    order: list[str]
+    bm25: BM25Okapi | None
+
+
+class StoreUnavailable(RuntimeError):
+    """The vector store cannot be reached (Chroma server down, disk unreadable)."""
+
+
+class UnknownBrand(LookupError):
+    pass
+
+
+@dataclass
+class Hit:
+    id: str
+    kind: str
+    title: str
+    language: str
+    score: float
+    text: str
+    url: str | None = None
+
+
+class KnowledgeStore:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.embed = MiniLMEmbeddingFunction()
+        chroma_settings = ChromaSettings(anonymized_telemetry=False)
+        try:
+            if settings.chroma_host:
+                self.client = chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+            else:
+                settings.chroma_path.mkdir(parents=True, exist_ok=True)
+                self.client = chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+        except Exception as exc:
+            raise StoreUnavailable(f"cannot open the knowledge store: {exc}") from exc
+        self._collections: dict[str, object] = {}
+        self._tables: dict[str, _DocTable] = {}
+        self._lock = threading.Lock()
+
+    # -- brands ---------------------------------------------------------------
+    def brands(self) -> list[str]:
+        try:
+            names = [c if isinstance(c, str) else c.name for c in self.client.list_collections()]
+        except Exception as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return sorted(n[len(_PREFIX):] for n in names if n.startswith(_PREFIX))
+
+    def has_brand(self, brand: str) -> bool:
+        return brand_ok(brand) and self._collection(brand, create=False) is not None
+
+    def _collection(self, brand: str, create: bool):
+        if not brand_ok(brand):
+            raise UnknownBrand(brand)
+        with self._lock:
+            if brand in self._collections:
+                return self._collections[brand]
+            try:
+                if create:
+                    col = self.client.get_or_create_collection(
+                        _PREFIX + brand, embedding_function=self.embed, configuration={"hnsw": {"space": "cosine"}})
+                else:
+                    col = self.client.get_collection(_PREFIX + brand, embedding_function=self.embed)
+            except Exception as exc:
+                if not create and ("does not exist" in str(exc).lower() or "not found" in str(exc).lower()):
+                    return None
+                raise StoreUnavailable(str(exc)) from exc
+            self._collections[brand] = col
+            return col
+
+    def ping(self) -> bool:
+        try:
+            self.client.heartbeat()
+            return True
+        except Exception:
+            return False
+
+    # -- documents ------------------------------------------------------------
+    def upsert(self, brand: str, doc: Document) -> str:
+        """Write one document, all chunks or none. Returns added | updated | unchanged."""
+        col = self._collection(brand, create=True)
+        old = col.get(where={"doc_id": doc.id}, include=["metadatas"])
+        old_ids = old["ids"]
+        if old_ids and all(m.get("content_hash") == doc.content_hash for m in old["metadatas"]):
+            return "unchanged"
+        chunks = doc.chunks()
+        roles = ["body"] * len(chunks)
+        to_embed = [f"{doc.title}\n{c}" if doc.kind == "faq" else c for c in chunks]
+        if doc.kind == "faq":  # customers phrase problems like questions: match the question on its own too
+            chunks, roles, to_embed = [doc.title, *chunks], ["question", *roles], [doc.title, *to_embed]
+        ids = [f"{doc.id}#{i}" for i in range(len(chunks))]
+        # Embed first: if the model fails nothing has been written yet.
+        embeddings = self.embed(to_embed)
+        metadata = {"doc_id": doc.id, "kind": doc.kind, "title": doc.title, "language": doc.language,
+                    "source": doc.source, "url": doc.url or "", "content_hash": doc.content_hash,
+                    "updated_at": doc.updated_at, "tags": ",".join(doc.tags)}
+        col.upsert(ids=ids, embeddings=embeddings, documents=chunks,
+                   metadatas=[{**metadata, "chunk": i, "role": roles[i]} for i in range(len(chunks))])
+        stale = [i for i in old_ids if i not in set(ids)]
+        if stale:
+            col.delete(ids=stale)
+        return "updated" if old_ids else "added"
+
+    def delete(self, brand: str, doc_id: str) -> bool:
+        col = self._collection(brand, create=False)
+        if col is None:
+            raise UnknownBrand(brand)
+        found = col.get(where={"doc_id": doc_id}, include=[])["ids"]
+        if found:
+            col.delete(ids=found)
+        return bool(found)
+
+    def documents(self, brand: str) -> list[dict]:
+        col = self._collection(brand, create=False)
+        if col is None:
+            raise UnknownBrand(brand)
+        docs: dict[str, dict] = {}
+        for meta in col.get(include=["metadatas"])["metadatas"]:
+            d = docs.setdefault(meta["doc_id"], {
+                "id": meta["doc_id"], "kind": meta["kind"], "title": meta["title"], "language": meta["language"],
+                "source": meta["source"], "updated_at": meta["updated_at"], "content_hash": meta["content_hash"], "chunks": 0})
+            d["chunks"] += 1
+        return sorted(docs.values(), key=lambda d: (d["kind"], d["id"]))
+
+    # -- retrieval ------------------------------------------------------------
+    def search_chunks(self, brand: str, text: str, k: int, kinds: list[str] | None = None,
+                      language: str | None = None) -> list[Hit]:
+        col = self._collection(brand, create=False)
+        if col is None:
+            raise UnknownBrand(brand)
+        filters = []
+        if kinds:
+            filters.append({"kind": {"$in": list(kinds)}})
+        if language:
+            filters.append({"language": language})
+        where = None if not filters else filters[0] if len(filters) == 1 else {"$and": filters}
+        try:
+            count = col.count()
+            if count == 0:
+                return []
+            res = col.query(query_embeddings=self.embed([text]), n_results=min(count, max(k, 1)), where=where,
+                            include=["metadatas", "documents", "distances"])
+        except Exception as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        hits = []
+        for meta, doc, dist in zip(res["metadatas"][0], res["documents"][0], res["distances"][0]):
+            hits.append(Hit(id=meta["doc_id"], kind=meta["kind"], title=meta["title"], language=meta["language"],
+                            score=round(1.0 - float(dist), 4), text=doc, url=meta.get("url") or None))
+        return hits
+
+    def _table(self, brand: str, col) -> _DocTable:
+        count = col.count()
+        cached = self._tables.get(brand)
+        if cached and cached.count == count:
+            return cached
+        got = col.get(include=["metadatas", "documents"])
+        meta: dict[str, dict] = {}
+        parts: dict[str, list[tuple[int, str]]] = {}
+        for m, d in zip(got["metadatas"], got["documents"]):
+            meta.setdefault(m["doc_id"], m)
+            if m.get("role", "body") == "body":
+                parts.setdefault(m["doc_id"], []).append((int(m.get("chunk", 0)), d))
+        text = {doc_id: "\n\n".join(t for _, t in sorted(ps)) for doc_id, ps in parts.items()}
+        order = sorted(meta)
+        corpus = [lexical_tokens(f"{meta[i]['title']} {meta[i].get('tags', '')} {text.get(i, '')}") for i in order]
+        table = _DocTable(count=count, meta=meta, text=text, order=order,
+                          bm25=BM25Okapi(corpus) if any(corpus) else None)
+        self._tables[brand] = table
+        return table
+
+    def search(self, brand: str, text: str, k: int = 3, kinds: list[str] | None = None, language: str | None = None,
+               min_score: float | None = None) -> list[Hit]:
+        """Documents (not chunks) best first, by hybrid score; each document once, with its full text."""
+        col = self._collection(brand, create=False)
+        if col is None:
+            raise UnknownBrand(brand)
+        try:
+            table = self._table(brand, col)
+        except Exception as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if not table.order:
+            return []
+        cosine: dict[str, float] = {}
+        for hit in self.search_chunks(brand, text, max(k * 10, 200), kinds, language):
+            cosine[hit.id] = max(cosine.get(hit.id, -1.0), hit.score)
+        lexical: dict[str, float] = {}
+        if table.bm25 is not None:
+            raw = table.bm25.get_scores(lexical_tokens(text))
+            top = max(raw.max(), 0.0)
+            if top > 0:
+                lexical = {doc_id: float(raw[i]) / top for i, doc_id in enumerate(table.order)}
+        hits = []
+        for doc_id, cos in cosine.items():  # the vector query already applied kinds/language
+            m = table.meta.get(doc_id)
+            if m is None:
+                continue
+            score = round(float(VECTOR_WEIGHT * cos + (1 - VECTOR_WEIGHT) * lexical.get(doc_id, 0.0)), 4)
+            hits.append(Hit(id=doc_id, kind=m["kind"], title=m["title"], language=m["language"], score=score,
+                            text=table.text.get(doc_id, ""), url=m.get("url") or None))
+        hits.sort(key=lambda h: h.score, reverse=True)
+        if min_score is not None:
+            hits = [h for h in hits if h.score >= min_score]
+        return hits[:k]

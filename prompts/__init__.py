@@ -1,0 +1,1 @@
+"""Prompt templates (YAML files a person edits) and their renderer."""

@@ -1,0 +1,70 @@
+"""A small fake OpenAI-compatible server with scripted answers.
+
+Each POST /v1/chat/completions takes the next step of the script (or the
+default step when the script is empty). A step says what to send back:
+content (or a list of contents, one per choice), how many choices, a status
+code, a raw body, a delay. Every request is recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+
+@dataclass
+class Step:
+    content: str | list[str] | None = "We're sorry about this. Please send us a direct message and we'll sort it out today."
+    choices: int | None = None  # None: honour the request's n
+    status: int = 200
+    raw: str | None = None  # send this body verbatim (malformed JSON and the like)
+    delay: float = 0.0
+    prompt_tokens: int = 50
+    completion_tokens: int = 20
+
+
+@dataclass
+class FakeLLM:
+    default: Step = field(default_factory=Step)
+    script: deque = field(default_factory=deque)
+    requests: list = field(default_factory=list)
+
+    def reset(self, default: Step | None = None, *steps: Step) -> None:
+        self.default = default or Step()
+        self.script = deque(steps)
+        self.requests = []
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/v1/models")
+        async def models():
+            return {"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "tests"}]}
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            body = await request.json()
+            self.requests.append(body)
+            step = self.script.popleft() if self.script else self.default
+            if step.delay:
+                await asyncio.sleep(step.delay)
+            if step.raw is not None:
+                return Response(step.raw, status_code=step.status, media_type="application/json")
+            if step.status != 200:
+                return JSONResponse({"error": {"message": f"scripted {step.status}", "type": "server_error"}},
+                                    status_code=step.status)
+            n = step.choices if step.choices is not None else int(body.get("n") or 1)
+            contents = step.content if isinstance(step.content, list) else [step.content] * n
+            choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": contents[i % len(contents)]}}
+                       for i in range(n)]
+            return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                    "model": body.get("model", "fake"), "choices": choices,
+                    "usage": {"prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens * n,
+                              "total_tokens": step.prompt_tokens + step.completion_tokens * n}}
+
+        return app

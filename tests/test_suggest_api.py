@@ -1,0 +1,184 @@
+"""/v1/suggest through real HTTP, against the scripted fake LLM."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.fake_llm import Step
+
+COMPLAINT = "My order arrived broken and nobody answers my emails. This is the third time!"
+GOOD = ("We're so sorry your order arrived damaged, and that your emails went unanswered. Send us a photo of the "
+        "damaged item by direct message and we'll ship a free replacement or refund you.")
+
+
+def suggest(client, **overrides):
+    body = {"brand": "acme", "message": COMPLAINT, "channel": "twitter", "visibility": "public", "n": 3}
+    body.update(overrides)
+    return client.post("/v1/suggest", json=body)
+
+
+def test_guarded_grounded_drafts(client, fake_llm):
+    fake_llm.reset(Step(content=GOOD))
+    r = suggest(client)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["id"].startswith("sug_")
+    assert body["triage"]["serious"] is True and body["triage"]["language"] == "en"
+    assert body["drafts"] and body["drafts"][0]["text"] == GOOD
+    assert all(f["severity"] != "block" for d in body["drafts"] for f in d["findings"])
+    assert body["knowledge"], "acme's FAQ should be retrieved for a damaged order"
+    assert any(k["id"] == "faq-damaged-item" for k in body["knowledge"]), body["knowledge"]
+    cited = {c["id"] for c in body["drafts"][0]["citations"]}
+    assert cited and cited <= {k["id"] for k in body["knowledge"]}
+    assert body["usage"]["prompt_tokens"] > 0 and body["usage"]["completion_tokens"] > 0
+    assert {"triage", "retrieve", "generate", "guard", "total"} <= set(body["timings_ms"])
+    assert body["prompt"] == {"name": "suggest", "version": "1"}
+    # the FAQ text reached the prompt, the customer's words are fenced as data
+    prompt = fake_llm.requests[0]["messages"]
+    assert "faq-damaged-item" in prompt[0]["content"]
+    assert COMPLAINT in prompt[1]["content"]
+
+
+def test_hostile_draft_is_blocked_never_returned(client, fake_llm):
+    fake_llm.reset(Step(content="Just restart it lol"))
+    r = suggest(client)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["drafts"] == []
+    assert body["blocked"] and {b["text"] for b in body["blocked"]} == {"Just restart it lol"}
+    rules = {f["rule"]: f for f in body["blocked"][0]["findings"]}
+    assert {"en.minimising.just-imperative", "en.humour.laughter"} <= set(rules)
+    lol = rules["en.humour.laughter"]
+    assert "Just restart it lol"[lol["start"]:lol["end"]] == "lol" and lol["severity"] == "block"
+    # every draft was blocked, so the pipeline asked again once: 2 rounds
+    assert len(fake_llm.requests) == 2
+
+
+def test_mixed_drafts_split_between_drafts_and_blocked(client, fake_llm):
+    fake_llm.reset(Step(content=[GOOD, "You should have read the instructions.", "As we already told you, wait."]))
+    body = suggest(client).json()
+    assert [d["text"] for d in body["drafts"]] == [GOOD]
+    assert {f["family"] for b in body["blocked"] for f in b["findings"]} == {"blame"}
+    assert len(fake_llm.requests) == 1
+
+
+def test_empty_completion_is_reported_as_blocked(client, fake_llm):
+    fake_llm.reset(Step(content=""))
+    body = suggest(client, n=1).json()
+    assert body["drafts"] == []
+    assert body["blocked"][0]["findings"][0]["rule"] == "any.format.empty"
+
+
+def test_one_call_when_server_honours_n(client, fake_llm):
+    fake_llm.reset(Step(content=GOOD))
+    suggest(client, n=3)
+    assert len(fake_llm.requests) == 1 and fake_llm.requests[0]["n"] == 3
+
+
+def test_falls_back_to_n_calls_when_server_ignores_n(tactful, settings, fake_llm):
+    # a fresh client: n support is detected per client, never assumed
+    from api.llm import LLMClient
+    import asyncio
+
+    fake_llm.reset(Step(content=GOOD, choices=1))
+    llm = LLMClient(f"{fake_llm.url}/v1", "k", "fake", timeout=2, max_retries=0)
+    result = asyncio.run(llm.chat([{"role": "user", "content": "hi"}], n=3))
+    assert len(result.texts) == 3 and result.calls == 3
+    assert llm.supports_n is False
+    assert [r["n"] for r in fake_llm.requests] == [3, 1, 1]
+
+
+def test_falls_back_when_server_rejects_n(fake_llm):
+    from api.llm import LLMClient
+    import asyncio
+
+    fake_llm.reset(Step(content=GOOD), Step(status=400))
+    llm = LLMClient(f"{fake_llm.url}/v1", "k", "fake", timeout=2, max_retries=0)
+    result = asyncio.run(llm.chat([{"role": "user", "content": "hi"}], n=2))
+    assert len(result.texts) == 2 and llm.supports_n is False
+
+
+def test_retries_a_5xx_then_succeeds(client, fake_llm):
+    fake_llm.reset(Step(content=GOOD), Step(status=500))
+    r = suggest(client, n=1)
+    assert r.status_code == 200 and r.json()["drafts"]
+    assert len(fake_llm.requests) == 2
+
+
+@pytest.mark.parametrize("step", [Step(status=500), Step(status=429), Step(raw="{not json"), Step(raw='{"choices": 5}')],
+                         ids=["500", "429", "malformed-json", "wrong-shape"])
+def test_llm_failures_give_503_with_retry_after(client, fake_llm, step):
+    fake_llm.reset(step)
+    r = suggest(client, n=1)
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"] == "7"
+    assert r.json()["error"]["code"] == "llm_unavailable"
+
+
+def test_slow_llm_gives_503_within_the_timeout(client, fake_llm, settings):
+    fake_llm.reset(Step(delay=10))
+    started = time.monotonic()
+    r = suggest(client, n=1)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 503 and r.headers["Retry-After"]
+    # timeout per attempt x (1 + retries), plus the client's backoff between attempts
+    assert elapsed < settings.llm_timeout * (settings.llm_max_retries + 1) + 3
+
+
+def test_llm_down_gives_503(settings, store):
+    from api.app import create_app
+    from tests.servers import ThreadedServer, free_port
+    import httpx
+
+    down = settings.model_copy(update={"llm_base_url": f"http://127.0.0.1:{free_port()}/v1"})
+    with ThreadedServer(create_app(down)) as server:
+        r = httpx.post(f"{server.url}/v1/suggest", json={"brand": "acme", "message": COMPLAINT}, timeout=30)
+        ready = httpx.get(f"{server.url}/readyz", timeout=30)
+    assert r.status_code == 503 and "Retry-After" in r.headers
+    assert r.json()["error"]["code"] == "llm_unavailable"
+    assert ready.status_code == 503 and ready.json()["llm"] is False
+
+
+@pytest.mark.parametrize("patch,field,status", [
+    ({"message": ""}, "message", 422),
+    ({"message": "   "}, "message", 422),
+    ({"message": "x" * 100_000}, "message", 422),
+    ({"brand": "nobody"}, "brand", 404),
+    ({"brand": "../etc"}, "brand", 422),
+    ({"n": 0}, "n", 422),
+    ({"n": 50}, "n", 422),
+    ({"n": "three"}, "n", 422),
+    ({"message": 123}, "message", 422),
+    ({"channel": "fax"}, "channel", 422),
+    ({"visibility": "secret"}, "visibility", 422),
+    ({"history": "not a list"}, "history", 422),
+    ({"surprise": 1}, "surprise", 422),
+    ({"prompt": "nope"}, "prompt", 404),
+])
+def test_bad_requests_get_4xx_json_naming_the_field(client, fake_llm, patch, field, status):
+    r = suggest(client, **patch)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["field"] == field and error["message"] and error["code"]
+    assert "Traceback" not in r.text
+    assert fake_llm.requests == [], "a bad request must not reach the LLM"
+
+
+def test_missing_field_and_invalid_json(client):
+    r = client.post("/v1/suggest", json={"brand": "acme"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "message"
+    r = client.post("/v1/suggest", content=b"{nope", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+
+
+def test_alias_and_ops_endpoints(client, fake_llm):
+    fake_llm.reset(Step(content=GOOD))
+    assert client.post("/suggest", json={"brand": "acme", "message": COMPLAINT, "n": 1}).status_code == 200
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["llm"] and ready.json()["store"]
+    spec = client.get("/openapi.json").json()
+    assert "/v1/suggest" in spec["paths"] and "/v1/guardrails/check" in spec["paths"]
+    assert client.get("/docs").status_code == 200
