@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.uses_local_llm:
             local = LocalLLMServer(settings.local_model, settings.data_dir, settings.local_llm_port,
                                    threads=settings.local_llm_threads, ctx=settings.local_llm_ctx,
-                                   start_timeout=settings.local_llm_start_timeout)
+                                   start_timeout=settings.local_llm_start_timeout, models_dir=settings.model_cache)
             local.start()  # raises LocalLLMError with what to fix; uvicorn prints it and exits
             base_url, model = local.base_url, settings.llm_model or LocalLLMServer.ALIAS
         else:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 
 app = typer.Typer(help="tactful: guarded reply drafts for support teams.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
+out = Console(soft_wrap=True, highlight=False)  # findings: one line each on stdout, colour only on a terminal
 
 
 @app.command()
@@ -102,8 +104,8 @@ def check(file: str = typer.Argument("-", help="A text file, or - for standard i
         line = text.count("\n", 0, f["start"]) + 1
         col = f["start"] - (text.rfind("\n", 0, f["start"]) + 1) + 1
         colour = "red" if f["severity"] == "block" else "yellow"
-        print(f"{file}:{line}:{col}: ", end="")
-        console.print(f"[{colour}]{f['severity']}[/] {f['rule']} \"{f['match']}\": {f['message']}", highlight=False)
+        out.print(f"{file}:{line}:{col}: [{colour}]{f['severity']}[/] {f['rule']} \"{escape(f['match'])}\": "
+                  f"{escape(f['message'])}", markup=True)
     raise typer.Exit(0 if result["passed"] else 1)
 
 

@@ -86,7 +86,7 @@ def gguf_architecture(path: Path) -> str:
         raise LocalLLMError(f"{path} is not a readable GGUF file ({exc}); delete it and restart to rebuild it") from exc
 
 
-def resolve_model(name: str, data_dir: Path) -> Path:
+def resolve_model(name: str, models_dir: Path) -> Path:
     """Path to a ready GGUF for `name`, joining and verifying chunks on first use."""
     if name not in MODELS:
         raise LocalLLMError(f"unknown local model {name!r}; TACTFUL_LOCAL_MODEL must be one of: {', '.join(MODELS)}")
@@ -96,7 +96,7 @@ def resolve_model(name: str, data_dir: Path) -> Path:
         if not path.is_file():
             raise LocalLLMError(f"model file {path} is missing; reinstall with `make install`")
     else:
-        path = data_dir / "models" / model.filename
+        path = models_dir / model.filename
         marker = path.with_suffix(".verified")
         if not (path.is_file() and marker.is_file() and marker.read_text().strip() == model.sha256):
             _join_chunks(model, path)
@@ -145,8 +145,10 @@ class LocalLLMServer:
     ALIAS = "local"
 
     def __init__(self, model_name: str, data_dir: Path, port: int, threads: int = 2, ctx: int = 2048,
-                 start_timeout: float = 120.0, host: str = "127.0.0.1", max_restarts: int = 5):
+                 start_timeout: float = 120.0, host: str = "127.0.0.1", max_restarts: int = 5,
+                 models_dir: Path | None = None):
         self.model_name, self.data_dir, self.port, self.host = model_name, data_dir, port, host
+        self.models_dir = models_dir or data_dir / "models"
         self.threads, self.ctx, self.start_timeout, self.max_restarts = threads, ctx, start_timeout, max_restarts
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
@@ -161,7 +163,7 @@ class LocalLLMServer:
     def start(self) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise LocalLLMError("llama-cpp-python is not installed; run `make install` (it compiles llama.cpp, about 6 minutes)")
-        self.model_path = resolve_model(self.model_name, self.data_dir)
+        self.model_path = resolve_model(self.model_name, self.models_dir)
         if not port_is_free(self.host, self.port):
             raise LocalLLMError(f"port {self.port} on {self.host} is already taken, so the embedded model cannot start; "
                                 f"stop whatever listens there or set TACTFUL_LOCAL_LLM_PORT to a free port")

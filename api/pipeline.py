@@ -9,6 +9,7 @@ every draft that did not is returned under `blocked` with its findings.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from prompts import templates
 from prompts.tokens import count_tokens, fit_to_budget
 
 CITATION_MIN_SIMILARITY = 0.45  # draft-to-FAQ cosine above which the draft is taken to use that FAQ
-VOICE_SHARE = 0.35  # part of the knowledge budget kept for brand-voice rules
+VOICE_SHARE = 0.4  # part of the knowledge budget kept for brand-voice rules
 REGENERATE_ROUNDS = 1  # one more LLM round when every draft was blocked
 
 
@@ -66,7 +67,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     faqs, voice = await asyncio.gather(
         run_in_threadpool(svc.store.search, req.brand, req.message, svc.settings.knowledge_k, ["faq"], None,
                           svc.settings.knowledge_min_score),
-        run_in_threadpool(svc.store.search_chunks, req.brand, req.message, 2, ["voice"]))
+        run_in_threadpool(svc.store.search_chunks, req.brand, req.message, 1, ["voice"]))
     timer.lap("retrieve")
 
     # budget: best first, whole items only
@@ -91,6 +92,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     passed: list[str] = []
     blocked: list[BlockedDraft] = []
     warnings: dict[str, list] = {}
+    repaired: set[str] = set()
     usage = Usage()
     model = svc.llm.model
     for attempt in range(1 + REGENERATE_ROUNDS):
@@ -105,7 +107,12 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         usage.completion_tokens += result.completion_tokens
         usage.llm_calls += result.calls
         model = result.model
-        for text in result.texts:
+        for text, finish in zip(result.texts, result.finish_reasons):
+            if finish == "length":  # cut off at max_tokens: keep the whole sentences, say it was repaired
+                trimmed = trim_to_sentence(text)
+                if trimmed != text:
+                    text = trimmed
+                    repaired.add(text)
             findings = check(text, context)
             if is_blocking(findings):
                 blocked.append(BlockedDraft(text=text, findings=findings))
@@ -117,12 +124,22 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     # respond: cite the FAQs each draft actually draws on
     citations = await run_in_threadpool(_citations, svc.store, passed, faqs)
     timer.lap("cite")
-    drafts = [Draft(text=t, citations=citations[i], findings=warnings[t]) for i, t in enumerate(passed)]
+    drafts = [Draft(text=t, citations=citations[i], findings=warnings[t], repaired=t in repaired)
+              for i, t in enumerate(passed)]
     return SuggestResponse(
         id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=drafts, blocked=blocked,
         knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
         prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
         timings_ms=timer.total())
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|[。！？]")
+
+
+def trim_to_sentence(text: str) -> str:
+    """Drop a trailing half sentence; keep the text when no earlier sentence ends."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].rstrip() if ends and ends[-1] >= len(text) * 0.3 else text
 
 
 def _citations(store: KnowledgeStore, drafts: list[str], faqs: list[Hit]) -> list[list[Citation]]:

@@ -26,6 +26,7 @@ class Step:
     delay: float = 0.0
     prompt_tokens: int = 50
     completion_tokens: int = 20
+    finish_reason: str = "stop"
 
 
 @dataclass
@@ -60,7 +61,7 @@ class FakeLLM:
                                     status_code=step.status)
             n = step.choices if step.choices is not None else int(body.get("n") or 1)
             contents = step.content if isinstance(step.content, list) else [step.content] * n
-            choices = [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": contents[i % len(contents)]}}
+            choices = [{"index": i, "finish_reason": step.finish_reason, "message": {"role": "assistant", "content": contents[i % len(contents)]}}
                        for i in range(n)]
             return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "fake"), "choices": choices,

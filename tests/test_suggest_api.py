@@ -37,7 +37,7 @@ def test_guarded_grounded_drafts(client, fake_llm):
     assert body["prompt"] == {"name": "suggest", "version": "1"}
     # the FAQ text reached the prompt, the customer's words are fenced as data
     prompt = fake_llm.requests[0]["messages"]
-    assert "faq-damaged-item" in prompt[0]["content"]
+    assert "faq-damaged-item" in prompt[1]["content"]
     assert COMPLAINT in prompt[1]["content"]
 
 
@@ -182,3 +182,11 @@ def test_alias_and_ops_endpoints(client, fake_llm):
     spec = client.get("/openapi.json").json()
     assert "/v1/suggest" in spec["paths"] and "/v1/guardrails/check" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_draft_cut_at_max_tokens_is_trimmed_to_whole_sentences(client, fake_llm):
+    from tests.fake_llm import Step as S
+
+    fake_llm.reset(S(content=GOOD + " We will also", finish_reason="length"))
+    body = suggest(client, n=1).json()
+    assert body["drafts"][0]["text"] == GOOD and body["drafts"][0]["repaired"] is True

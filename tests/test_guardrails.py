@@ -1,0 +1,67 @@
+"""Every rule's own must-flag / must-not-flag examples, and the engine's contract."""
+
+from __future__ import annotations
+
+import pytest
+
+from guardrails import CheckContext, check, is_blocking
+from guardrails.engine import RULES_DIR, TRIAGE_FAMILIES, CompiledRule, available_languages, load_rule_file
+
+
+def _entries():
+    for lang in available_languages():
+        for path in sorted((RULES_DIR / lang).glob("*.yaml")):
+            file = load_rule_file(path)
+            for rule in file.rules:
+                yield file, rule
+
+
+ENTRIES = list(_entries())
+
+
+def _fires(file, rule, text: str) -> bool:
+    cr = CompiledRule(rule, file)
+    if file.family in TRIAGE_FAMILIES:
+        return cr.rx.search(text) is not None
+    return any(f.rule == cr.full_id for f in check(text, CheckContext(language=file.lang, serious=True)))
+
+
+@pytest.mark.parametrize("file,rule", ENTRIES, ids=[f"{f.lang}.{f.family}.{r.id}" for f, r in ENTRIES])
+def test_rule_examples(file, rule):
+    assert rule.examples.flag, "every rule needs at least one must-flag example"
+    assert rule.examples.ok, "every rule needs at least one must-not-flag example"
+    assert rule.note and rule.source
+    missed = [t for t in rule.examples.flag if not _fires(file, rule, t)]
+    false = [t for t in rule.examples.ok if _fires(file, rule, t)]
+    assert not missed, f"should flag: {missed}"
+    assert not false, f"should not flag: {false}"
+
+
+def test_spans_point_into_the_original_text():
+    text = "Hi Ana! “Sorry” — just click Reset, it’s easy 😂"
+    for f in check(text, CheckContext(serious=True)):
+        assert text[f.start:f.end] == f.match
+    rules = {f.rule for f in check(text, CheckContext(serious=True))}
+    assert {"en.minimising.just-imperative", "en.minimising.its-easy", "en.humour.laughing-emoji"} <= rules
+
+
+def test_humour_blocks_only_on_serious_messages():
+    light = check("Glad you liked it lol", CheckContext(serious=False))
+    serious = check("Glad you liked it lol", CheckContext(serious=True))
+    assert [f.severity for f in light] == ["warn"] and not is_blocking(light)
+    assert [f.severity for f in serious] == ["block"]
+
+
+def test_words_that_merely_contain_just_or_easy_pass():
+    for text in ["We adjusted the invoice.", "Justice matters to us.", "We can justify the delay: a storm.",
+                 "Easyjet flights are not affected.", "We just shipped your order."]:
+        assert not is_blocking(check(text)), text
+
+
+def test_quoted_customer_words_are_not_the_brands():
+    assert not is_blocking(check('You said the fix was "just restart it" and it did not work; we are sorry.'))
+
+
+def test_empty_draft_is_blocking():
+    findings = check("   ")
+    assert is_blocking(findings) and findings[0].rule == "any.format.empty"

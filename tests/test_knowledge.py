@@ -1,0 +1,90 @@
+"""Ingestion, retrieval and brand isolation on a real chromadb store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from api.settings import Settings
+from knowledge.ingest import ingest, parse_file
+from knowledge.store import KnowledgeStore, UnknownBrand
+from tests.conftest import ACME
+
+
+@pytest.fixture
+def fresh_store(tmp_path):
+    return KnowledgeStore(Settings(data_dir=tmp_path, _env_file=None))
+
+
+def test_sample_brand_is_complete(store):
+    docs = store.documents("acme")
+    faqs = [d for d in docs if d["kind"] == "faq"]
+    assert len(faqs) >= 20 and any(d["kind"] == "voice" for d in docs)
+
+
+def test_reingest_writes_nothing(store):
+    report = ingest(store, "acme", ACME)
+    assert report.added == [] and report.updated == [] and len(report.unchanged) >= 21
+
+
+def test_search_finds_the_right_faq(store):
+    cases = {
+        "You charged me twice for the same order": "faq-charged-twice",
+        "my parcel never came": "faq-lost-parcel",
+        "I can't log in, my account is locked": "faq-account-locked",
+        "My order arrived broken and nobody answers my emails. This is the third time!": "faq-damaged-item",
+    }
+    for text, expected in cases.items():
+        ids = [h.id for h in store.search("acme", text, k=3, kinds=["faq"])]
+        assert expected in ids, (text, ids)
+        assert len(ids) == len(set(ids)), "a document appears once"
+
+
+def test_search_kinds_filter_and_full_faq_text(store):
+    hits = store.search("acme", "refund", k=5, kinds=["faq"])
+    assert hits and all(h.kind == "faq" for h in hits)
+    assert all(h.text and h.text != h.title for h in hits), "an FAQ hit carries its answer, not only the question"
+    voice = store.search_chunks("acme", "how do we handle trolls", 2, ["voice"])
+    assert voice and all(h.kind == "voice" for h in voice)
+
+
+def test_brands_are_isolated(fresh_store, tmp_path):
+    (tmp_path / "a.yaml").write_text("- id: faq-secret\n  question: What is the launch code?\n  answer: The code is 4711.\n")
+    (tmp_path / "b.yaml").write_text("- id: faq-hello\n  question: Do you ship?\n  answer: We ship everywhere.\n")
+    ingest(fresh_store, "alpha", tmp_path / "a.yaml")
+    ingest(fresh_store, "beta", tmp_path / "b.yaml")
+    assert {h.id for h in fresh_store.search("beta", "launch code", k=5)} == {"faq-hello"}
+    with pytest.raises(UnknownBrand):
+        fresh_store.search("gamma", "launch code")
+
+
+def test_changed_document_replaces_its_chunks(fresh_store, tmp_path):
+    path = tmp_path / "faqs.jsonl"
+    path.write_text(json.dumps({"id": "faq-x", "question": "Opening hours?", "answer": "We open at 8:00."}) + "\n")
+    assert ingest(fresh_store, "shop", path).added == ["faq-x"]
+    path.write_text(json.dumps({"id": "faq-x", "question": "Opening hours?", "answer": "We open at 9:00 now."}) + "\n")
+    assert ingest(fresh_store, "shop", path).updated == ["faq-x"]
+    hits = fresh_store.search("shop", "opening hours", k=3)
+    assert len(hits) == 1 and "9:00" in hits[0].text
+
+
+def test_bad_files_are_named_and_the_rest_is_ingested(fresh_store, tmp_path):
+    (tmp_path / "good.yaml").write_text("faqs:\n  - {id: faq-ok, question: 'Q?', answer: Fine.}\n")
+    (tmp_path / "noanswer.yaml").write_text("faqs:\n  - {id: faq-ok2, question: 'Q2?', answer: Yes.}\n  - id: faq-bad\n    question: Where?\n")
+    (tmp_path / "latin1.md").write_bytes("---\nid: v\n---\n# Voice\ncaf\xe9".encode("latin-1"))
+    (tmp_path / "broken.json").write_text("[{\"id\": ")
+    report = ingest(fresh_store, "shop", tmp_path)
+    assert sorted(report.added) == ["faq-ok", "faq-ok2"]
+    problems = {p.path: p for p in report.problems}
+    assert problems["noanswer.yaml"].line == 3 and "answer" in problems["noanswer.yaml"].message
+    assert "UTF-8" in problems["latin1.md"].message
+    assert "JSON" in problems["broken.json"].message
+
+
+def test_markdown_front_matter_and_voice_default(tmp_path):
+    path = tmp_path / "voice-es.md"
+    path.write_text("---\nlanguage: es\ntitle: Voz\n---\n# Tono\nCálido.\n\n# Trolls\nNo alimentar.\n")
+    docs, problems = parse_file(path, tmp_path)
+    assert not problems and docs[0].kind == "voice" and docs[0].language == "es" and docs[0].id == "voice-es"
+    assert len(docs[0].chunks()) == 2

@@ -1,0 +1,67 @@
+"""The embedded-model manager's failure modes, without starting a model."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+
+import pytest
+
+from api import local_llm
+from api.local_llm import LocalLLMError, LocalLLMServer, LocalModel, resolve_model
+
+
+def test_unknown_model_name_lists_the_choices(tmp_path):
+    with pytest.raises(LocalLLMError, match="qwen2.5-coder-0.5b, smollm2-135m"):
+        resolve_model("gpt-5", tmp_path)
+
+
+def test_missing_model_package_says_how_to_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_llm.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(LocalLLMError, match="not installed; run `make install`"):
+        resolve_model("smollm2-135m", tmp_path)
+
+
+def test_port_taken_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setattr(local_llm, "resolve_model", lambda name, data_dir: tmp_path / "m.gguf")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        server = LocalLLMServer("smollm2-135m", tmp_path, port)
+        with pytest.raises(LocalLLMError, match=f"port {port} .* already taken.*TACTFUL_LOCAL_LLM_PORT"):
+            server.start()
+    assert server.proc is None
+
+
+def _chunked(tmp_path, monkeypatch, payload: bytes, sha: str) -> LocalModel:
+    dirs = {}
+    for i, piece in enumerate((payload[:10], payload[10:]), 1):
+        d = tmp_path / f"pkg{i}"
+        (d / "data").mkdir(parents=True)
+        (d / "data" / f"part0{i}.bin").write_bytes(piece)
+        dirs[f"pkg{i}"] = d
+    monkeypatch.setattr(local_llm, "_package_dir", lambda module: dirs[module])
+    return LocalModel(name="t", description="", packages=("pkg1", "pkg2"), filename="t.gguf", architecture="x",
+                      sha256=sha, size=len(payload))
+
+
+def test_joined_chunks_are_verified(tmp_path, monkeypatch):
+    payload = b"GGUF" + bytes(range(40))
+    model = _chunked(tmp_path, monkeypatch, payload, hashlib.sha256(payload).hexdigest())
+    target = tmp_path / "out" / "t.gguf"
+    local_llm._join_chunks(model, target)
+    assert target.read_bytes() == payload
+
+
+def test_corrupt_chunks_leave_no_model_behind(tmp_path, monkeypatch):
+    model = _chunked(tmp_path, monkeypatch, b"GGUF" + bytes(40), "0" * 64)
+    target = tmp_path / "out" / "t.gguf"
+    with pytest.raises(LocalLLMError, match="does not match its pinned sha256"):
+        local_llm._join_chunks(model, target)
+    assert not target.exists() and not target.with_suffix(".partial").exists()
+
+
+def test_shipped_smollm2_is_a_llama_gguf(tmp_path):
+    path = resolve_model("smollm2-135m", tmp_path)
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and local_llm.gguf_architecture(path) == "llama"

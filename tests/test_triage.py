@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from guardrails.triage import analyze, detect_language
+
+
+@pytest.mark.parametrize("message,category", [
+    ("You charged me twice for one order!", "financial"),
+    ("My account was hacked and someone ordered a TV", "security_privacy"),
+    ("The charger caught fire last night", "safety_health"),
+    ("I'll be talking to my lawyer about this", "legal"),
+    ("Your app is down again, I can't pay", "service_outage"),
+    ("This is the third time I write and nobody answers", "repeated_contact"),
+])
+def test_serious_messages_and_their_category(message, category):
+    t = analyze(message)
+    assert t.serious and category in t.categories
+    assert t.sentiment == "negative"
+    for reason in t.evidence:
+        assert message[reason.start:reason.end] == reason.text
+
+
+@pytest.mark.parametrize("message", ["Love the new app, thank you!", "Do you ship to Canada?", "What time do you open?"])
+def test_light_messages_are_not_serious(message):
+    t = analyze(message)
+    assert not t.serious and t.action == "reply_public"
+
+
+def test_actions():
+    assert analyze("The heater caught fire").action == "escalate"
+    assert analyze("You charged me twice").action == "reply_then_private"
+
+
+@pytest.mark.parametrize("text,lang", [
+    ("My parcel has not arrived and I am really upset", "en"),
+    ("Pesanan saya belum sampai padahal sudah seminggu, tolong dibantu", "id"),
+    ("Comanda mea nu a ajuns nici după două săptămâni", "ro"),
+    ("我的订单还没有到", "zh"),
+])
+def test_language_detection_offline(text, lang):
+    assert detect_language(text) == lang
