@@ -24,10 +24,9 @@ from guardrails import CheckContext, check, is_blocking
 from guardrails.triage import analyze, language_name
 from knowledge.store import Hit, KnowledgeStore, UnknownBrand
 from prompts import templates
-from prompts.tokens import count_tokens, fit_to_budget
+from prompts.tokens import fit_to_budget
 
 CITATION_MIN_SIMILARITY = 0.45  # draft-to-FAQ cosine above which the draft is taken to use that FAQ
-VOICE_SHARE = 0.4  # part of the knowledge budget kept for brand-voice rules
 REGENERATE_ROUNDS = 1  # one more LLM round when every draft was blocked
 
 
@@ -67,14 +66,13 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     faqs, voice = await asyncio.gather(
         run_in_threadpool(svc.store.search, req.brand, req.message, svc.settings.knowledge_k, ["faq"], None,
                           svc.settings.knowledge_min_score),
-        run_in_threadpool(svc.store.search_chunks, req.brand, req.message, 1, ["voice"]))
+        run_in_threadpool(svc.store.search_chunks, req.brand, req.message, 2, ["voice"]) if template.voice_budget
+        else asyncio.sleep(0, []))
     timer.lap("retrieve")
 
     # budget: best first, whole items only
-    voice_budget = int(template.knowledge_budget * VOICE_SHARE)
-    voice = fit_to_budget(voice, voice_budget, lambda h: h.text)
-    used = sum(count_tokens(h.text) for h in voice)
-    faqs = fit_to_budget(faqs, template.knowledge_budget - used, lambda h: f"{h.title}: {h.text}")
+    voice = fit_to_budget(voice, template.voice_budget, lambda h: h.text)
+    faqs = fit_to_budget(faqs, template.knowledge_budget, lambda h: f"{h.title}: {h.text}")
 
     # render
     messages = template.render({
@@ -100,7 +98,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
             break
         result: ChatResult = await svc.llm.chat(
             messages, n=req.n,
-            max_tokens=params.max_tokens or svc.settings.llm_max_tokens,
+            max_tokens=min(params.max_tokens or svc.settings.llm_max_tokens, svc.settings.llm_max_tokens),
             temperature=params.temperature if params.temperature is not None else svc.settings.llm_temperature)
         timer.lap("generate")
         usage.prompt_tokens += result.prompt_tokens

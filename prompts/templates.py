@@ -48,7 +48,8 @@ class PromptTemplate(BaseModel):
     system: str
     user: str
     params: PromptParams = Field(default_factory=PromptParams)
-    knowledge_budget: int = Field(600, ge=0, description="Tokens of retrieved knowledge the prompt may carry.")
+    knowledge_budget: int = Field(600, ge=0, description="Tokens of retrieved FAQs the prompt may carry.")
+    voice_budget: int = Field(0, ge=0, description="Tokens of brand-voice guide sections the prompt may carry (0: none).")
 
     def render(self, variables: dict) -> list[dict]:
         """Return OpenAI chat messages; a variable the template uses but was not given is an error."""
