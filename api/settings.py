@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     chroma_host: str | None = Field(None, description="Chroma server host. Unset: embedded store under data_dir/chroma.")
     chroma_port: int = Field(8000, description="Chroma server port.")
     knowledge_k: int = Field(3, description="How many FAQs to retrieve per message.")
+    knowledge_exact_max_chunks: int = Field(20000, description="Brands up to this many chunks are searched exactly in memory; larger ones through Chroma's ANN index.")
     knowledge_min_score: float = Field(0.45, description="Hybrid relevance score below which an FAQ is too weak to reach the prompt.")
 
     @property

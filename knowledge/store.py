@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 
+import numpy as np
 import chromadb
 from rank_bm25 import BM25Okapi
 from chromadb.config import Settings as ChromaSettings
@@ -20,6 +23,8 @@ _PREFIX = "brand-"
 # MiniLM alone misses "arrived broken" -> the damaged-item FAQ when a message mixes topics;
 # the lexical signal catches the shared words.
 VECTOR_WEIGHT = 0.7
+# Other workers' writes become visible after at most this many seconds; this process's own at once.
+VERSION_CHECK_SECONDS = 2.0
 _TOKEN = re.compile(r"[\u4e00-\u9fff]|[^\W_]+", re.UNICODE)
 
 
@@ -29,13 +34,20 @@ def lexical_tokens(text: str) -> list[str]:
 
 
 @dataclass
-class _DocTable:
-    """What the lexical index and the results need, per brand, rebuilt when the collection changes."""
-    count: int
+class _BrandIndex:
+    """A brand's documents mirrored in memory: metadata, full texts, BM25, and (for brands
+    small enough) the chunk vectors, so a query is one matrix product instead of a
+    round trip to Chroma. Rebuilt when the collection's write version changes."""
+    version: str
+    checked: float
     meta: dict[str, dict]
     text: dict[str, str]
     order: list[str]
     bm25: BM25Okapi | None
+    chunk_doc: list[str]
+    chunk_kind: list[str]
+    chunk_lang: list[str]
+    vectors: np.ndarray | None  # None: too many chunks, ask Chroma's HNSW index instead
 
 
 class StoreUnavailable(RuntimeError):
@@ -71,7 +83,7 @@ class KnowledgeStore:
         except Exception as exc:
             raise StoreUnavailable(f"cannot open the knowledge store: {exc}") from exc
         self._collections: dict[str, object] = {}
-        self._tables: dict[str, _DocTable] = {}
+        self._indexes: dict[str, _BrandIndex] = {}
         self._lock = threading.Lock()
 
     # -- brands ---------------------------------------------------------------
@@ -135,6 +147,7 @@ class KnowledgeStore:
         stale = [i for i in old_ids if i not in set(ids)]
         if stale:
             col.delete(ids=stale)
+        self._bump(brand, col)
         return "updated" if old_ids else "added"
 
     def delete(self, brand: str, doc_id: str) -> bool:
@@ -144,7 +157,13 @@ class KnowledgeStore:
         found = col.get(where={"doc_id": doc_id}, include=[])["ids"]
         if found:
             col.delete(ids=found)
+            self._bump(brand, col)
         return bool(found)
+
+    def _bump(self, brand: str, col) -> None:
+        """Record a write in the collection's metadata so every worker rebuilds its mirror."""
+        col.modify(metadata={"tactful_version": uuid.uuid4().hex})
+        self._indexes.pop(brand, None)
 
     def documents(self, brand: str) -> list[dict]:
         col = self._collection(brand, create=False)
@@ -184,12 +203,23 @@ class KnowledgeStore:
                             score=round(1.0 - float(dist), 4), text=doc, url=meta.get("url") or None))
         return hits
 
-    def _table(self, brand: str, col) -> _DocTable:
-        count = col.count()
-        cached = self._tables.get(brand)
-        if cached and cached.count == count:
+    def _index(self, brand: str) -> _BrandIndex:
+        cached = self._indexes.get(brand)
+        now = time.monotonic()
+        if cached and now - cached.checked < VERSION_CHECK_SECONDS:
             return cached
-        got = col.get(include=["metadatas", "documents"])
+        try:
+            col = self.client.get_collection(_PREFIX + brand, embedding_function=self.embed)
+        except Exception as exc:
+            if "does not exist" in str(exc).lower() or "not found" in str(exc).lower():
+                raise UnknownBrand(brand) from exc
+            raise StoreUnavailable(str(exc)) from exc
+        version = (col.metadata or {}).get("tactful_version", "")
+        if cached and cached.version == version:
+            cached.checked = now
+            return cached
+        with_vectors = col.count() <= self.settings.knowledge_exact_max_chunks
+        got = col.get(include=["metadatas", "documents", "embeddings"] if with_vectors else ["metadatas", "documents"])
         meta: dict[str, dict] = {}
         parts: dict[str, list[tuple[int, str]]] = {}
         for m, d in zip(got["metadatas"], got["documents"]):
@@ -199,40 +229,63 @@ class KnowledgeStore:
         text = {doc_id: "\n\n".join(t for _, t in sorted(ps)) for doc_id, ps in parts.items()}
         order = sorted(meta)
         corpus = [lexical_tokens(f"{meta[i]['title']} {meta[i].get('tags', '')} {text.get(i, '')}") for i in order]
-        table = _DocTable(count=count, meta=meta, text=text, order=order,
-                          bm25=BM25Okapi(corpus) if any(corpus) else None)
-        self._tables[brand] = table
-        return table
+        vectors = None
+        if with_vectors and len(got["ids"]):
+            vectors = np.asarray(got["embeddings"], dtype=np.float32)
+        index = _BrandIndex(version=version, checked=now, meta=meta, text=text, order=order,
+                            bm25=BM25Okapi(corpus) if any(corpus) else None,
+                            chunk_doc=[m["doc_id"] for m in got["metadatas"]],
+                            chunk_kind=[m["kind"] for m in got["metadatas"]],
+                            chunk_lang=[m["language"] for m in got["metadatas"]], vectors=vectors)
+        self._indexes[brand] = index
+        return index
+
+    def _cosine_by_doc(self, brand: str, index: _BrandIndex, text: str, k: int, kinds: list[str] | None,
+                       language: str | None) -> dict[str, float]:
+        if index.vectors is None:  # large brand: Chroma's ANN index does the work
+            cosine: dict[str, float] = {}
+            for hit in self.search_chunks(brand, text, max(k * 10, 50), kinds, language):
+                cosine[hit.id] = max(cosine.get(hit.id, -1.0), hit.score)
+            return cosine
+        # Exact search on the mirror; vectors are L2-normalised, so the dot product is the cosine.
+        sims = index.vectors @ np.asarray(self.embed([text])[0], dtype=np.float32)
+        cosine = {}
+        for i, sim in enumerate(sims.tolist()):
+            if (kinds and index.chunk_kind[i] not in kinds) or (language and index.chunk_lang[i] != language):
+                continue
+            doc = index.chunk_doc[i]
+            if sim > cosine.get(doc, -1.0):
+                cosine[doc] = sim
+        return cosine
 
     def search(self, brand: str, text: str, k: int = 3, kinds: list[str] | None = None, language: str | None = None,
                min_score: float | None = None) -> list[Hit]:
         """Documents (not chunks) best first, by hybrid score; each document once, with its full text."""
-        col = self._collection(brand, create=False)
-        if col is None:
+        if not brand_ok(brand):
             raise UnknownBrand(brand)
         try:
-            table = self._table(brand, col)
+            index = self._index(brand)
+        except (UnknownBrand, StoreUnavailable):
+            raise
         except Exception as exc:
             raise StoreUnavailable(str(exc)) from exc
-        if not table.order:
+        if not index.order:
             return []
-        cosine: dict[str, float] = {}
-        for hit in self.search_chunks(brand, text, max(k * 10, 200), kinds, language):
-            cosine[hit.id] = max(cosine.get(hit.id, -1.0), hit.score)
+        cosine = self._cosine_by_doc(brand, index, text, k, kinds, language)
         lexical: dict[str, float] = {}
-        if table.bm25 is not None:
-            raw = table.bm25.get_scores(lexical_tokens(text))
-            top = max(raw.max(), 0.0)
+        if index.bm25 is not None:
+            raw = index.bm25.get_scores(lexical_tokens(text))
+            top = max(float(raw.max()), 0.0)
             if top > 0:
-                lexical = {doc_id: float(raw[i]) / top for i, doc_id in enumerate(table.order)}
+                lexical = {doc_id: float(raw[i]) / top for i, doc_id in enumerate(index.order)}
         hits = []
-        for doc_id, cos in cosine.items():  # the vector query already applied kinds/language
-            m = table.meta.get(doc_id)
+        for doc_id, cos in cosine.items():  # kinds/language were applied to the vector side
+            m = index.meta.get(doc_id)
             if m is None:
                 continue
             score = round(float(VECTOR_WEIGHT * cos + (1 - VECTOR_WEIGHT) * lexical.get(doc_id, 0.0)), 4)
             hits.append(Hit(id=doc_id, kind=m["kind"], title=m["title"], language=m["language"], score=score,
-                            text=table.text.get(doc_id, ""), url=m.get("url") or None))
+                            text=index.text.get(doc_id, ""), url=m.get("url") or None))
         hits.sort(key=lambda h: h.score, reverse=True)
         if min_score is not None:
             hits = [h for h in hits if h.score >= min_score]

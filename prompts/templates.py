@@ -7,7 +7,7 @@ can say exactly what to fix.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import jinja2
@@ -51,11 +51,16 @@ class PromptTemplate(BaseModel):
     knowledge_budget: int = Field(600, ge=0, description="Tokens of retrieved FAQs the prompt may carry.")
     voice_budget: int = Field(0, ge=0, description="Tokens of brand-voice guide sections the prompt may carry (0: none).")
 
+    @cached_property
+    def _compiled(self) -> tuple[jinja2.Template, jinja2.Template]:
+        return _ENV.from_string(self.system), _ENV.from_string(self.user)
+
     def render(self, variables: dict) -> list[dict]:
         """Return OpenAI chat messages; a variable the template uses but was not given is an error."""
         try:
-            system = _ENV.from_string(self.system).render(variables)
-            user = _ENV.from_string(self.user).render(variables)
+            system_t, user_t = self._compiled
+            system = system_t.render(variables)
+            user = user_t.render(variables)
         except jinja2.UndefinedError as exc:
             raise PromptRenderError(f"prompt {self.name!r} v{self.version}: {exc.message}; pass it in the render variables") from exc
         except jinja2.TemplateSyntaxError as exc:

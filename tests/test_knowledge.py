@@ -88,3 +88,28 @@ def test_markdown_front_matter_and_voice_default(tmp_path):
     docs, problems = parse_file(path, tmp_path)
     assert not problems and docs[0].kind == "voice" and docs[0].language == "es" and docs[0].id == "voice-es"
     assert len(docs[0].chunks()) == 2
+
+
+def test_ann_path_agrees_with_exact_search(settings, store):
+    """Large brands are searched through Chroma's index instead of the in-memory mirror."""
+    ann = KnowledgeStore(settings.model_copy(update={"knowledge_exact_max_chunks": 0}))
+    for text in ["You charged me twice for the same order", "my parcel never came"]:
+        exact = store.search("acme", text, k=3, kinds=["faq"])
+        approx = ann.search("acme", text, k=3, kinds=["faq"])
+        assert ann._indexes["acme"].vectors is None
+        assert [h.id for h in approx][0] == [h.id for h in exact][0]
+
+
+def test_other_workers_see_writes(fresh_store, tmp_path, monkeypatch):
+    """A second store (another uvicorn worker) picks up a write after the version check interval."""
+    import knowledge.store as store_module
+
+    other = KnowledgeStore(fresh_store.settings)
+    path = tmp_path / "f.jsonl"
+    path.write_text(json.dumps({"id": "faq-x", "question": "Opening hours?", "answer": "We open at 8:00."}) + "\n")
+    ingest(fresh_store, "shop", path)
+    assert "8:00" in other.search("shop", "opening hours")[0].text
+    path.write_text(json.dumps({"id": "faq-x", "question": "Opening hours?", "answer": "We open at 9:30."}) + "\n")
+    ingest(fresh_store, "shop", path)
+    monkeypatch.setattr(store_module, "VERSION_CHECK_SECONDS", 0.0)
+    assert "9:30" in other.search("shop", "opening hours")[0].text
