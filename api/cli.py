@@ -80,7 +80,7 @@ def check(file: str = typer.Argument("-", help="A text file, or - for standard i
             lang, serious = tri.language, tri.serious
         else:
             lang, serious = lang or detect_language(text), False
-        findings = run_check(text, CheckContext(language=lang, serious=serious))
+        findings = run_check(text, CheckContext(language=lang, serious=serious, message=msg))
         return {"passed": not is_blocking(findings), "language": lang, "serious": serious,
                 "findings": [f.model_dump() for f in findings]}
 

@@ -83,7 +83,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     timer.lap("render")
 
     # generate + guard, with one more round if nothing passed
-    context = CheckContext(language=triage.language, serious=triage.serious)
+    context = CheckContext(language=triage.language, serious=triage.serious, message=req.message)
     params = template.params
     passed: list[str] = []
     blocked: list[BlockedDraft] = []

@@ -87,6 +87,7 @@ class CheckContext(BaseModel):
 
     language: str = "en"
     serious: bool = False
+    message: str | None = None  # the customer's message, when known: a draft must not parrot it
 
 
 def normalise(text: str) -> str:
@@ -125,9 +126,13 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
         return [Finding(rule="any.format.empty", family="format", severity="block", lang=context.language, start=0, end=0,
                         match="", message="The model returned an empty draft.", suggestion=None)]
     norm = normalise(text)
+    findings: list[Finding] = []
+    if context.message and _echoes(norm, normalise(context.message)):
+        findings.append(Finding(rule="any.format.echo", family="not_a_reply", severity="block", lang=context.language,
+                                start=0, end=len(text), match=text[:80], suggestion=None,
+                                message="The draft repeats the customer's message back instead of answering it."))
     quoted = [m.span() for m in _QUOTED.finditer(norm)]
     langs = languages or _languages_for(context.language)
-    findings: list[Finding] = []
     for lang in langs:
         for cr in rules_for(lang):
             for m in cr.rx.finditer(norm):
@@ -147,6 +152,20 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
                                         end=end, match=text[start:end], message=cr.rule.message, suggestion=cr.rule.suggestion))
     findings.sort(key=lambda f: (f.start, f.end, f.rule))
     return findings
+
+
+_WORD = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
+
+
+def _echoes(draft: str, message: str) -> bool:
+    """Small models often answer by restating the complaint in the first person ("You charged
+    my card twice... Fix this now."). Flag drafts whose words mostly come, in order, from the message."""
+    d, m = _WORD.findall(draft.lower()), _WORD.findall(message.lower())
+    if len(d) < 6 or len(m) < 6:
+        return False
+    grams = {tuple(m[i:i + 3]) for i in range(len(m) - 2)}
+    copied = sum(1 for i in range(len(d) - 2) if tuple(d[i:i + 3]) in grams)
+    return copied / (len(d) - 2) >= 0.5
 
 
 def _languages_for(language: str) -> list[str]:

@@ -60,7 +60,9 @@ def encoding(name: str = ENCODING) -> tiktoken.Encoding:
     return tiktoken.get_encoding(name)
 
 
+@lru_cache(maxsize=8192)
 def count_tokens(text: str, name: str = ENCODING) -> int:
+    # Cached: the same FAQ answers are budgeted on every request.
     return len(encoding(name).encode(text, disallowed_special=()))
 
 

@@ -65,3 +65,11 @@ def test_quoted_customer_words_are_not_the_brands():
 def test_empty_draft_is_blocking():
     findings = check("   ")
     assert is_blocking(findings) and findings[0].rule == "any.format.empty"
+
+
+def test_a_draft_that_parrots_the_customer_is_blocked():
+    message = "You charged my card twice for the same order and my rent is due tomorrow. Fix this now."
+    parrot = "You charged my card twice for the same order and my rent is due tomorrow. Fix this now."
+    reply = "We're sorry we charged you twice for the same order. We're refunding the second payment today."
+    assert [f.rule for f in check(parrot, CheckContext(serious=True, message=message))] == ["any.format.echo"]
+    assert not is_blocking(check(reply, CheckContext(serious=True, message=message)))

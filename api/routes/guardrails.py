@@ -16,7 +16,7 @@ def check_draft(body: CheckRequest) -> CheckResponse:
         language, serious = triage.language, triage.serious
     else:
         language, serious = body.language or detect_language(body.text), False
-    findings = check(body.text, CheckContext(language=language, serious=serious))
+    findings = check(body.text, CheckContext(language=language, serious=serious, message=body.message))
     return CheckResponse(passed=not is_blocking(findings), language=language, serious=serious, findings=findings)
 
 
