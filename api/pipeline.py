@@ -8,7 +8,6 @@ every draft that did not is returned under `blocked` with its findings.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 import time
@@ -21,6 +20,7 @@ from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, 
 from api.settings import Settings
 from guardrails import CheckContext, check, is_blocking
 from guardrails.triage import analyze, language_name
+from knowledge.embeddings import QueryEmbedder
 from knowledge.store import Hit, KnowledgeStore, lexical_tokens
 from prompts import templates
 from prompts.tokens import fit_to_budget
@@ -35,6 +35,11 @@ class Services:
     settings: Settings
     store: KnowledgeStore
     llm: LLMClient
+    embed_query: QueryEmbedder = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.embed_query is None:
+            self.embed_query = QueryEmbedder(self.store.embed)
 
 
 class _Timer:
@@ -61,11 +66,12 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     timer.lap("triage")
 
     # retrieve: the best FAQs above the relevance cut-off, and the voice rules closest to this message
-    faqs, voice = await asyncio.gather(
-        run_in_threadpool(svc.store.search, req.brand, req.message, svc.settings.knowledge_k, ["faq"], None,
-                          svc.settings.knowledge_min_score),
-        run_in_threadpool(svc.store.search_chunks, req.brand, req.message, 2, ["voice"]) if template.voice_budget
-        else asyncio.sleep(0, []))
+    vector = await svc.embed_query(req.message)
+    # a thread, not the event loop: a version check or a huge brand means a round trip to Chroma
+    faqs = await run_in_threadpool(svc.store.search, req.brand, req.message, svc.settings.knowledge_k, ["faq"], None,
+                                   svc.settings.knowledge_min_score, vector)
+    voice = (await run_in_threadpool(svc.store.search_chunks, req.brand, req.message, 2, ["voice"], None, vector)
+             if template.voice_budget else [])
     timer.lap("retrieve")
 
     # budget: best first, whole items only

