@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install ingest bench lock smoke clean
+.PHONY: run test install ingest bench bench-models lock smoke clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "tactful needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 2; }
@@ -34,6 +34,10 @@ smoke: install
 
 bench: install
 	$(PY) benchmarks/suggest_overhead.py
+
+# The two embedded models on the same messages through the real pipeline (~4 min).
+bench-models: install ingest
+	$(PY) benchmarks/local_models.py
 
 # Regenerate the pinned, hashed lock from pyproject.toml (needs network to the registry).
 lock:

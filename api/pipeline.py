@@ -89,7 +89,8 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     timer.lap("render")
 
     # generate + guard, with one more round if nothing passed
-    context = CheckContext(language=triage.language, serious=triage.serious, message=req.message)
+    context = CheckContext(language=triage.language, serious=triage.serious, message=req.message,
+                           reply_language=triage.language)
     params = template.params
     passed: list[str] = []
     blocked: list[BlockedDraft] = []

@@ -88,6 +88,7 @@ class CheckContext(BaseModel):
     language: str = "en"
     serious: bool = False
     message: str | None = None  # the customer's message, when known: a draft must not parrot it
+    reply_language: str | None = None  # when set, a draft confidently in another language is blocked
 
 
 def normalise(text: str) -> str:
@@ -131,6 +132,11 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
         findings.append(Finding(rule="any.format.echo", family="not_a_reply", severity="block", lang=context.language,
                                 start=0, end=len(text), match=text[:80], suggestion=None,
                                 message="The draft repeats the customer's message back instead of answering it."))
+    wrong = _wrong_language(text, context.reply_language)
+    if wrong:
+        findings.append(Finding(rule="any.format.wrong-language", family="not_a_reply", severity="block",
+                                lang=context.reply_language or "", start=0, end=len(text), match=text[:80], suggestion=None,
+                                message=f"The draft is in {wrong}, not in the customer's language ({context.reply_language})."))
     quoted = [m.span() for m in _QUOTED.finditer(norm)]
     langs = languages or _languages_for(context.language)
     for lang in langs:
@@ -166,6 +172,16 @@ def _echoes(draft: str, message: str) -> bool:
     grams = {tuple(m[i:i + 3]) for i in range(len(m) - 2)}
     copied = sum(1 for i in range(len(d) - 2) if tuple(d[i:i + 3]) in grams)
     return copied / (len(d) - 2) >= 0.5
+
+
+def _wrong_language(text: str, expected: str | None) -> str | None:
+    """The draft's language when it is confidently not `expected`; short drafts are not judged."""
+    if not expected or len(_WORD.findall(text)) < 6:
+        return None
+    from guardrails.triage import detect_language_scored  # triage imports this module
+
+    lang, score = detect_language_scored(text)
+    return lang if lang != expected and score >= 0.8 else None
 
 
 def _languages_for(language: str) -> list[str]:

@@ -55,17 +55,21 @@ def _detector() -> LangDetector:
     return LangDetector(LangDetectConfig(model="lite", normalize_input=True))
 
 
-def detect_language(text: str, default: str = "en") -> str:
+def detect_language_scored(text: str, default: str = "en") -> tuple[str, float]:
     text = " ".join(text.split())
     if not text:
-        return default
+        return default, 0.0
     if sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff") >= 2:
-        return "zh"  # Han characters settle it; short zh text confuses statistical models
+        return "zh", 1.0  # Han characters settle it; short zh text confuses statistical models
     results = _detector().detect(text, model="lite", k=1)
     if not results:
-        return default
+        return default, 0.0
     lang = results[0]["lang"].split("-")[0].lower()
-    return _LANG_ALIASES.get(lang, lang)
+    return _LANG_ALIASES.get(lang, lang), float(results[0]["score"])
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    return detect_language_scored(text, default)[0]
 
 
 @lru_cache(maxsize=None)

@@ -73,3 +73,12 @@ def test_a_draft_that_parrots_the_customer_is_blocked():
     reply = "We're sorry we charged you twice for the same order. We're refunding the second payment today."
     assert [f.rule for f in check(parrot, CheckContext(serious=True, message=message))] == ["any.format.echo"]
     assert not is_blocking(check(reply, CheckContext(serious=True, message=message)))
+
+
+def test_a_draft_in_the_wrong_language_is_blocked():
+    english = "We're sorry your parcel is late. We'll check with the courier and reply today."
+    indonesian = "Mohon maaf paket Anda terlambat. Kami akan cek ke kurir dan membalas hari ini."
+    assert "any.format.wrong-language" in {f.rule for f in check(english, CheckContext(language="id", reply_language="id"))}
+    assert not is_blocking(check(indonesian, CheckContext(language="id", reply_language="id")))
+    assert not is_blocking(check(english, CheckContext(language="en", reply_language="en")))
+    assert not is_blocking(check("OK, thanks!", CheckContext(language="id", reply_language="id"))), "too short to judge"

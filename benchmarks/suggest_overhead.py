@@ -1,0 +1,270 @@
+"""How much does /v1/suggest add on top of the LLM call it wraps?
+
+Acceptance target: /v1/suggest adds <= 15 ms p50 over the bare LLM call at
+concurrency 1, and reaches >= 80 % of the ideal throughput (concurrency / LLM
+latency) at concurrency 64.
+
+The LLM is the test suite's scripted fake with a fixed latency, so time above
+it is tactful's own. The fake, tactful and this load generator run in separate
+processes (no shared GIL); bare and suggest calls are interleaved so noise hits
+both. The load generator uses aiohttp: an httpx AsyncClient with 64 connections
+burns ~20 ms CPU per request here (encode/httpx#3215) and would cap the bare
+fake at ~45 req/s, making the harness the bottleneck.
+
+    .venv/bin/python benchmarks/suggest_overhead.py [--latency 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import httpx  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from benchmarks._support import ingest_acme  # noqa: E402
+from tests.servers import free_port  # noqa: E402
+
+# Passes every guardrail, so each suggest is exactly one LLM round (no regenerate).
+REPLY = ("We're sorry your order arrived damaged. Please send us a photo by direct message "
+         "and we'll send a replacement today.")
+MESSAGE = "My order arrived broken and nobody answers my emails. This is the third time!"
+SUGGEST_BODY = {"brand": "acme", "message": MESSAGE, "channel": "twitter", "visibility": "public", "n": 3}
+BARE_BODY = {"model": "fake", "messages": [{"role": "user", "content": MESSAGE}], "n": 3, "max_tokens": 160,
+             "temperature": 0.7}
+TARGET_OVERHEAD_MS = 15.0
+TARGET_SHARE = 0.80
+RESULTS = ROOT / "benchmarks" / "results" / "suggest_overhead.json"
+console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes: no 80-column wrapping
+
+
+def run_fake_llm(port: int, latency: float) -> None:
+    """Child process: the fake LLM under its own uvicorn (own interpreter, own GIL)."""
+    import uvicorn
+
+    from tests.fake_llm import FakeLLM, Step
+
+    fake = FakeLLM(default=Step(content=REPLY, delay=latency))
+    uvicorn.run(fake.app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def wait_until_up(url: str, proc_alive, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc_alive():
+            raise RuntimeError(f"server behind {url} exited during startup")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up within {timeout:.0f}s")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User+system CPU of a process (Linux /proc), to turn req/s into a CPU cost per request."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+class Scenario:
+    """One endpoint under load: latencies, successes, and (for tactful) per-stage timings."""
+
+    def __init__(self, name: str, url: str, body: dict, concurrency: int, timeout: float, pid: int):
+        self.name, self.url, self.body, self.pid = name, url, body, pid
+        self.client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency),
+                                            timeout=aiohttp.ClientTimeout(total=timeout))
+        self.latencies: list[float] = []
+        self.errors: dict[str, int] = defaultdict(int)
+        self.stages: dict[str, list[float]] = defaultdict(list)
+        self.no_draft = 0
+        self.busy_s = 0.0  # wall time spent in this scenario's load phases
+        self.server_cpu_s = 0.0  # CPU the server behind `url` used during them
+
+    async def one(self, record: bool = True) -> None:
+        t0 = time.perf_counter()
+        try:
+            async with self.client.post(self.url, json=self.body) as r:
+                status, raw = r.status, await r.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            self.errors[type(exc).__name__] += 1
+            return
+        ms = (time.perf_counter() - t0) * 1000
+        if status != 200:
+            self.errors[f"HTTP {status}"] += 1
+            return
+        if not record:
+            return
+        self.latencies.append(ms)
+        body = json.loads(raw)
+        if "timings_ms" in body:
+            self.no_draft += not body["drafts"]
+            for stage, value in body["timings_ms"].items():
+                self.stages[stage].append(value)
+            # what the client saw minus what the pipeline measured: routing, validation, JSON, HTTP
+            self.stages["http+framework"].append(ms - body["timings_ms"]["total"])
+
+    async def closed_loop(self, concurrency: int, requests: int, max_seconds: float) -> None:
+        """`concurrency` workers, each sending its next request as soon as the last one returns.
+        Stops issuing after `max_seconds` so a slow server cannot stretch the run (req/s stays
+        completed requests over elapsed time)."""
+        left, t0, cpu0 = requests, time.perf_counter(), cpu_seconds(self.pid)
+        deadline = t0 + max_seconds
+
+        async def worker():
+            nonlocal left
+            while left > 0 and time.perf_counter() < deadline:
+                left -= 1
+                await self.one()
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        self.busy_s += time.perf_counter() - t0
+        self.server_cpu_s += (cpu_seconds(self.pid) or 0) - (cpu0 or 0)
+
+    def summary(self, concurrency: int) -> dict:
+        ok = len(self.latencies)
+        return {"scenario": self.name, "concurrency": concurrency, "requests_ok": ok, "errors": dict(self.errors),
+                "p50_ms": round(pct(self.latencies, 50), 2), "p95_ms": round(pct(self.latencies, 95), 2),
+                "req_per_s": round(ok / self.busy_s, 2) if self.busy_s else None,
+                "server_cpu_ms_per_req": round(self.server_cpu_s * 1000 / ok, 2) if self.server_cpu_s and ok else None,
+                "responses_without_draft": self.no_draft,
+                "stage_mean_ms": {k: round(statistics.fmean(v), 2) for k, v in self.stages.items()},
+                "stage_p50_ms": {k: round(pct(v, 50), 2) for k, v in self.stages.items()}}
+
+
+async def measure(fake_url: str, tactful_url: str, pids: tuple[int, int], args) -> list[dict]:
+    out = []
+    # concurrency 1: strictly alternating single requests, order flipped every pair
+    bare = Scenario("bare LLM", f"{fake_url}/v1/chat/completions", BARE_BODY, 1, args.timeout, pids[0])
+    sug = Scenario("tactful /v1/suggest", f"{tactful_url}/v1/suggest", SUGGEST_BODY, 1, args.timeout, pids[1])
+    for _ in range(args.warmup):
+        await bare.one(record=False)
+        await sug.one(record=False)
+    for i in range(args.sequential):
+        for s in ((bare, sug) if i % 2 == 0 else (sug, bare)):
+            await s.closed_loop(1, 1, args.timeout)
+    out += [bare.summary(1), sug.summary(1)]
+    await asyncio.gather(bare.client.close(), sug.client.close())
+
+    # concurrency C: alternating blocks of the closed loop, so drift and noise hit both scenarios
+    c = args.concurrency
+    bare = Scenario("bare LLM", f"{fake_url}/v1/chat/completions", BARE_BODY, c, args.timeout, pids[0])
+    sug = Scenario("tactful /v1/suggest", f"{tactful_url}/v1/suggest", SUGGEST_BODY, c, args.timeout, pids[1])
+    for s in (bare, sug):  # warm the connection pools (C connections each) before measuring
+        await asyncio.gather(*(s.one(record=False) for _ in range(c)))
+    per_block = args.requests // args.blocks
+    for b in range(args.blocks):
+        for s in ((bare, sug) if b % 2 == 0 else (sug, bare)):
+            await s.closed_loop(c, per_block, args.max_seconds / args.blocks)
+    out += [bare.summary(c), sug.summary(c)]
+    await asyncio.gather(bare.client.close(), sug.client.close())
+    return out
+
+
+def report(rows: list[dict], args) -> dict:
+    table = Table(title=f"/v1/suggest overhead (fake LLM latency {args.latency * 1000:.0f} ms, n=3)")
+    for col in ("scenario", "concurrency", "p50 ms", "p95 ms", "req/s", "server CPU ms/req", "errors"):
+        table.add_column(col, justify="left" if col == "scenario" else "right")
+    for r in rows:
+        cpu = r["server_cpu_ms_per_req"]
+        table.add_row(r["scenario"], str(r["concurrency"]), f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
+                      f"{r['req_per_s']:.1f}", "-" if cpu is None else f"{cpu:.1f}", str(sum(r["errors"].values())))
+    console.print(table)
+
+    stages = Table(title="Where tactful's time goes (p50 ms per stage, from timings_ms)")
+    stages.add_column("stage")
+    for r in (rows[1], rows[3]):
+        stages.add_column(f"concurrency {r['concurrency']}", justify="right")
+    for name in rows[1]["stage_p50_ms"]:
+        stages.add_row(name, *(f"{r['stage_p50_ms'].get(name, 0):.1f}" for r in (rows[1], rows[3])))
+    console.print(stages)
+
+    overhead = rows[1]["p50_ms"] - rows[0]["p50_ms"]
+    ideal = args.concurrency / args.latency
+    share = rows[3]["req_per_s"] / ideal
+    bare_share = rows[2]["req_per_s"] / ideal
+    ok1, ok2 = overhead <= TARGET_OVERHEAD_MS, share >= TARGET_SHARE
+    console.print(f"[{'green' if ok1 else 'red'}]{'PASS' if ok1 else 'FAIL'}[/] overhead at concurrency 1: "
+                  f"p50 {rows[1]['p50_ms']:.1f} - {rows[0]['p50_ms']:.1f} = {overhead:.1f} ms (target <= {TARGET_OVERHEAD_MS:.0f} ms)")
+    console.print(f"[{'green' if ok2 else 'red'}]{'PASS' if ok2 else 'FAIL'}[/] throughput at concurrency {args.concurrency}: "
+                  f"{rows[3]['req_per_s']:.1f} req/s = {share:.0%} of ideal {ideal:.0f} req/s (target >= {TARGET_SHARE:.0%}; "
+                  f"bare LLM through the same load generator: {bare_share:.0%})")
+    if any(r["responses_without_draft"] for r in rows):
+        console.print("[yellow]warning:[/] some suggest responses had no passing draft (regenerate rounds skew the numbers)")
+    return {"targets": {"overhead_p50_ms_max": TARGET_OVERHEAD_MS, "throughput_share_of_ideal_min": TARGET_SHARE},
+            "verdicts": {"overhead": {"pass": ok1, "overhead_p50_ms": round(overhead, 2)},
+                         "throughput": {"pass": ok2, "ideal_req_per_s": ideal, "tactful_share": round(share, 4),
+                                        "bare_share": round(bare_share, 4)}},
+            "results": rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--latency", type=float, default=0.2, help="fake LLM latency in seconds")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--sequential", type=int, default=40, help="measured requests per scenario at concurrency 1")
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--requests", type=int, default=640, help="measured requests per scenario at --concurrency")
+    ap.add_argument("--blocks", type=int, default=4, help="alternating load blocks the requests are split into")
+    ap.add_argument("--max-seconds", type=float, default=60.0, help="cap on each scenario's load at --concurrency")
+    ap.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
+    args = ap.parse_args()
+
+    fake_port, tactful_port = free_port(), free_port()
+    fake = mp.get_context("spawn").Process(target=run_fake_llm, args=(fake_port, args.latency), daemon=True)
+    tactful = None
+    with tempfile.TemporaryDirectory(prefix="tactful-bench-") as tmp:
+        try:
+            console.print("ingesting acme into a temporary data dir ...")
+            ingest_acme(Path(tmp))
+            fake.start()
+            fake_url = f"http://127.0.0.1:{fake_port}"
+            wait_until_up(f"{fake_url}/v1/models", fake.is_alive)
+            env = {**os.environ, "TACTFUL_DATA_DIR": tmp, "TACTFUL_LLM_BASE_URL": f"{fake_url}/v1",
+                   "TACTFUL_LLM_MODEL": "fake"}
+            # log level warning: no per-request access log line, as a production deployment behind a proxy would run
+            tactful = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "benchmarks._support:create",
+                                        "--host", "127.0.0.1", "--port", str(tactful_port), "--log-level", "warning"],
+                                       cwd=ROOT, env=env)
+            tactful_url = f"http://127.0.0.1:{tactful_port}"
+            wait_until_up(f"{tactful_url}/healthz", lambda: tactful.poll() is None)
+            console.print(f"fake LLM {fake_url} (pid {fake.pid}), tactful {tactful_url} (pid {tactful.pid}); measuring ...")
+            rows = asyncio.run(asyncio.wait_for(measure(fake_url, tactful_url, (fake.pid, tactful.pid), args), timeout=240 + 2 * args.max_seconds))
+        finally:
+            if tactful and tactful.poll() is None:
+                tactful.terminate()
+                tactful.wait(timeout=15)
+            if fake.is_alive():
+                fake.terminate()
+                fake.join(timeout=10)
+    result = report(rows, args)
+    result["params"] = vars(args)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
