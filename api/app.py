@@ -26,7 +26,12 @@ def _warm_up(services: Services) -> None:
     from guardrails.triage import analyze
     from prompts.templates import list_templates
 
+    from prompts.tokens import count_tokens
+
     services.store.embed(["warm up"])
+    count_tokens("warm up")
+    for brand in services.store.brands():  # build each brand's in-memory index now
+        services.store.search(brand, "warm up", k=1)
     analyze("warm up")
     check("warm up", CheckContext(serious=True, message="warm up"))
     list_templates()

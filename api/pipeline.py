@@ -25,8 +25,7 @@ from knowledge.store import Hit, KnowledgeStore, lexical_tokens
 from prompts import templates
 from prompts.tokens import fit_to_budget
 
-CITATION_MIN_SHARED = 3  # distinctive words a draft must share with an FAQ to cite it
-CITATION_MIN_SHARE = 0.2  # ... and at least this share of the draft's distinctive words
+CITATION_MIN_SHARED = 2  # words a draft must share with one FAQ and none of the other retrieved ones
 REGENERATE_ROUNDS = 1  # one more LLM round when every draft was blocked
 
 
@@ -116,6 +115,12 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
                 if trimmed != text:
                     text = trimmed
                     repaired.add(text)
+            if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'“”":  # the whole reply in quotes
+                text = text[1:-1].strip()
+                repaired.add(text)
+            if text[:1].islower():  # small models sometimes start mid-sentence style: "we'll report it..."
+                text = text[0].upper() + text[1:]
+                repaired.add(text)
             findings = check(text, context)
             if is_blocking(findings):
                 blocked.append(BlockedDraft(text=text, findings=findings))
@@ -146,16 +151,19 @@ def trim_to_sentence(text: str) -> str:
 
 
 def cite(draft: str, faqs: list[Hit]) -> list[Citation]:
-    """FAQs whose distinctive words the draft reuses: a draft that says "photo", "replacement"
-    and "2 working days" is drawing on the damaged-item answer. Lexical on purpose: it costs
-    microseconds, and a citation must point at words the agent can find in the FAQ."""
+    """FAQs whose distinctive words the draft reuses: a draft that says "photo", "courier"
+    and "replacement" is drawing on the damaged-item answer. Words every retrieved FAQ has
+    ("order", "days") prove nothing, so only words that set an FAQ apart from the others
+    in the prompt count. Lexical on purpose: microseconds, and the agent can find the words."""
     words = _content_words(draft)
     if not words:
         return []
+    vocab = [_content_words(f"{h.title} {h.text}") for h in faqs]
     out = []
-    for h in faqs:
-        shared = words & _content_words(f"{h.title} {h.text}")
-        if len(shared) >= CITATION_MIN_SHARED and len(shared) / len(words) >= CITATION_MIN_SHARE:
+    for i, h in enumerate(faqs):
+        others = set().union(*(v for j, v in enumerate(vocab) if j != i))
+        distinctive = words & (vocab[i] - others)
+        if len(distinctive) >= CITATION_MIN_SHARED:
             out.append(Citation(id=h.id, title=h.title, url=h.url))
     return out
 

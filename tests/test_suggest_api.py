@@ -190,3 +190,15 @@ def test_draft_cut_at_max_tokens_is_trimmed_to_whole_sentences(client, fake_llm)
     fake_llm.reset(S(content=GOOD + " We will also", finish_reason="length"))
     body = suggest(client, n=1).json()
     assert body["drafts"][0]["text"] == GOOD and body["drafts"][0]["repaired"] is True
+
+
+def test_citations_point_at_the_faq_the_draft_draws_on():
+    from api.pipeline import cite
+    from knowledge.store import Hit
+
+    faqs = [Hit("faq-damaged", "faq", "Item arrived damaged", "en", 0.6, "Send a photo of the packaging; we send a free replacement."),
+            Hit("faq-late", "faq", "Order is late", "en", 0.6, "We chase the courier and refund the express charge."),
+            Hit("faq-refund", "faq", "Refund timing", "en", 0.5, "Refunds reach your card in 3-5 working days.")]
+    draft = "We're sorry! Please send us a photo of the damaged packaging and we'll ship a free replacement."
+    assert [c.id for c in cite(draft, faqs)] == ["faq-damaged"]
+    assert cite("We're so sorry about this.", faqs) == []
