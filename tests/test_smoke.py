@@ -6,6 +6,8 @@ so only the first run pays for joining and verifying 491 MB.
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -23,11 +25,21 @@ COMPLAINT = "My order arrived broken and nobody answers my emails. This is the t
 def test_real_local_model_drafts_guarded_replies(data_dir, store):
     settings = Settings(data_dir=data_dir, models_dir=ROOT / "data" / "models", llm_base_url=None,
                         local_llm_port=free_port(), llm_timeout=90, _env_file=None)
-    with ThreadedServer(create_app(settings)) as server:
+    app = create_app(settings)
+    with ThreadedServer(app) as server:
         r = httpx.post(f"{server.url}/v1/suggest", timeout=300, json={
             "brand": "acme", "message": COMPLAINT, "channel": "twitter", "visibility": "public", "n": 3})
         ready = httpx.get(f"{server.url}/readyz", timeout=30).json()
-        local = server.server.config.loaded_app  # noqa: F841 - the server object stays reachable for the stop check
+        local = app.state.local_llm
+        # supervision: a crashed model server is restarted and answers again
+        first_pid = local.proc.pid
+        local.proc.kill()
+        deadline = time.monotonic() + 120
+        while not (local.proc.pid != first_pid and local.is_ready()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert local.proc.pid != first_pid and local.restarts == 1
+        assert httpx.get(f"{server.url}/readyz", timeout=30).json()["llm"] is True
+    assert local.proc.poll() is not None, "the model server must stop with tactful"
     assert r.status_code == 200, r.text
     body = r.json()
     assert ready["llm"] is True and ready["store"] is True
