@@ -115,40 +115,42 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
 
 
 class QueryEmbedder:
-    """Coalesces the query embeddings of concurrent requests into one ONNX run.
+    """Coalesces the query embeddings of concurrent requests into few ONNX runs.
 
-    No timer: while one batch runs in a worker thread, requests that arrive queue up
-    and go together in the next run. A lone request is embedded at once; under load
-    one run serves many requests instead of 64 separate model calls fighting for 2 cores.
+    No timer: a request that finds a free runner is embedded at once; requests that
+    arrive while the runners are busy queue up and go together in the next run. Two
+    runners (one per core), each a single-threaded ONNX run: a burst of 64 suggests
+    costs a handful of model calls instead of 64 calls fighting for 2 cores.
     """
 
-    def __init__(self, embed: EmbeddingFunction, max_batch: int = 64):
-        self._embed, self._max_batch = embed, max_batch
+    def __init__(self, embed: EmbeddingFunction, max_batch: int = 32, runners: int = 2):
+        self._embed, self._max_batch, self._runners = embed, max_batch, runners
         self._pending: list = []
-        self._draining = False
+        self._running = 0
 
     async def __call__(self, text: str) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
         self._pending.append((text, future))
-        if not self._draining:
-            self._draining = True
-            loop.create_task(self._drain())
+        self._kick()
         return await future
 
-    async def _drain(self) -> None:
+    def _kick(self) -> None:
+        while self._pending and self._running < self._runners:
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            self._running += 1
+            asyncio.get_running_loop().create_task(self._run(batch))
+
+    async def _run(self, batch: list) -> None:
         try:
-            while self._pending:
-                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-                try:
-                    vectors = await run_in_threadpool(self._embed, [text for text, _ in batch])
-                except Exception as exc:  # every waiter gets the error, none hangs
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), vector in zip(batch, vectors):
-                    if not future.done():
-                        future.set_result(np.asarray(vector, dtype=np.float32))
+            vectors = await run_in_threadpool(self._embed, [text for text, _ in batch])
+        except Exception as exc:  # every waiter gets the error, none hangs
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), vector in zip(batch, vectors):
+                if not future.done():
+                    future.set_result(np.asarray(vector, dtype=np.float32))
         finally:
-            self._draining = False
+            self._running -= 1
+            self._kick()
