@@ -109,17 +109,9 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         usage.completion_tokens += result.completion_tokens
         usage.llm_calls += result.calls
         model = result.model
-        for text, finish in zip(result.texts, result.finish_reasons):
-            if finish == "length":  # cut off at max_tokens: keep the whole sentences, say it was repaired
-                trimmed = trim_to_sentence(text)
-                if trimmed != text:
-                    text = trimmed
-                    repaired.add(text)
-            if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'“”":  # the whole reply in quotes
-                text = text[1:-1].strip()
-                repaired.add(text)
-            if text[:1].islower():  # small models sometimes start mid-sentence style: "we'll report it..."
-                text = text[0].upper() + text[1:]
+        for raw, finish in zip(result.texts, result.finish_reasons):
+            text = tidy(raw, cut_off=finish == "length")  # what is checked is exactly what is returned
+            if text != raw:
                 repaired.add(text)
             findings = check(text, context)
             if is_blocking(findings):
@@ -139,6 +131,17 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
         prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
         timings_ms=timer.total())
+
+
+def tidy(text: str, cut_off: bool) -> str:
+    """Deterministic repairs of the model's formatting, never of its tone (that is the guardrails')."""
+    if cut_off:  # stopped at max_tokens: keep the whole sentences
+        text = trim_to_sentence(text)
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'“”":  # the whole reply in quotes
+        text = text[1:-1].strip()
+    if text[:1].islower():  # small models sometimes start mid-sentence: "we'll report it..."
+        text = text[0].upper() + text[1:]
+    return text
 
 
 _SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|[。！？]")

@@ -202,3 +202,15 @@ def test_citations_point_at_the_faq_the_draft_draws_on():
     draft = "We're sorry! Please send us a photo of the damaged packaging and we'll ship a free replacement."
     assert [c.id for c in cite(draft, faqs)] == ["faq-damaged"]
     assert cite("We're so sorry about this.", faqs) == []
+
+
+@pytest.mark.parametrize("raw,cut_off,expected", [
+    ('"We are sorry. We will refund you."', False, "We are sorry. We will refund you."),
+    ("we'll refund you today.", False, "We'll refund you today."),
+    ("We are sorry. We will refund you. And then we", True, "We are sorry. We will refund you."),
+    ("We are sorry about", True, "We are sorry about"),
+])
+def test_tidy_repairs_formatting_only(raw, cut_off, expected):
+    from api.pipeline import tidy
+
+    assert tidy(raw, cut_off) == expected
