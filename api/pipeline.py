@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api.llm import ChatResult, LLMClient
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
-from guardrails import CheckContext, check, is_blocking
+from guardrails import CheckContext, check, is_blocking, policy
 from guardrails.triage import analyze, language_name
 from knowledge.embeddings import QueryEmbedder
 from knowledge.store import Hit, KnowledgeStore, lexical_tokens
@@ -91,14 +91,12 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     context = CheckContext(language=triage.language, serious=triage.serious, message=req.message,
                            reply_language=triage.language)
     params = template.params
-    passed: list[str] = []
+    drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft
     blocked: list[BlockedDraft] = []
-    warnings: dict[str, list] = {}
-    repaired: set[str] = set()
     usage = Usage()
     model = svc.llm.model
     for attempt in range(1 + REGENERATE_ROUNDS):
-        if attempt and passed:
+        if attempt and drafts:
             break
         result: ChatResult = await svc.llm.chat(
             messages, n=req.n,
@@ -111,23 +109,24 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         model = result.model
         for raw, finish in zip(result.texts, result.finish_reasons):
             text = tidy(raw, cut_off=finish == "length")  # what is checked is exactly what is returned
-            if text != raw:
-                repaired.add(text)
             findings = check(text, context)
+            resolved: list = []
+            if is_blocking(findings) and (fixed := policy.fix(text, findings, context)):
+                resolved = [f for f in findings if f.severity == "block"]
+                text, findings = fixed  # e.g. "Just click Reset" -> "Click Reset"; re-checked inside
             if is_blocking(findings):
                 blocked.append(BlockedDraft(text=text, findings=findings))
-            elif text not in passed:
-                passed.append(text)
-                warnings[text] = findings
+            elif text not in drafts:
+                drafts[text] = Draft(text=text, findings=findings, repaired=text != raw,
+                                     original=raw if text != raw else None, fixed=resolved)
         timer.lap("guard")
 
     # respond: cite the FAQs each draft actually draws on
-    citations = [cite(text, faqs) for text in passed]
+    for draft in drafts.values():
+        draft.citations = cite(draft.text, faqs)
     timer.lap("cite")
-    drafts = [Draft(text=t, citations=citations[i], findings=warnings[t], repaired=t in repaired)
-              for i, t in enumerate(passed)]
     return SuggestResponse(
-        id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=drafts, blocked=blocked,
+        id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=list(drafts.values()), blocked=blocked,
         knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
         prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
         timings_ms=timer.total())

@@ -46,7 +46,9 @@ class Draft(BaseModel):
     text: str
     citations: list[Citation] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list, description="Non-blocking findings (warnings) only.")
-    repaired: bool = False
+    repaired: bool = Field(False, description="tactful changed the model's text: a deterministic fix or a formatting repair.")
+    original: str | None = Field(None, description="The model's text before repairs, when `repaired`.")
+    fixed: list[Finding] = Field(default_factory=list, description="Blocking findings the fix resolved; spans refer to `original`.")
 
 
 class BlockedDraft(BaseModel):

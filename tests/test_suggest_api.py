@@ -214,3 +214,15 @@ def test_tidy_repairs_formatting_only(raw, cut_off, expected):
     from api.pipeline import tidy
 
     assert tidy(raw, cut_off) == expected
+
+
+def test_minimising_draft_comes_back_fixed_and_marked(client, fake_llm):
+    raw = "We're sorry about the double charge. Just open Account > Payments and tap Refund."
+    fake_llm.reset(Step(content=raw))
+    body = suggest(client, n=1, message="You charged me twice!").json()
+    draft = body["drafts"][0]
+    assert draft["text"] == "We're sorry about the double charge. Open Account > Payments and tap Refund."
+    assert draft["repaired"] is True and draft["original"] == raw
+    assert [f["rule"] for f in draft["fixed"]] == ["en.minimising.just-imperative"]
+    assert raw[draft["fixed"][0]["start"]:draft["fixed"][0]["end"]] == "Just "
+    assert body["blocked"] == []
