@@ -33,8 +33,8 @@ smoke: install
 	$(PY) -m pytest -q -m smoke
 
 bench: install
-	$(PY) benchmarks/suggest_overhead.py --latency 1.0
-	$(PY) benchmarks/suggest_overhead.py --latency 0.2
+	$(PY) benchmarks/suggest_overhead.py --latency 1.0 --workers 1
+	$(PY) benchmarks/suggest_overhead.py --latency 1.0 --workers 2
 
 # The two embedded models on the same messages through the real pipeline (~4 min).
 bench-models: install ingest

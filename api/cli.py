@@ -18,7 +18,8 @@ out = Console(soft_wrap=True, highlight=False)  # findings: one line each on std
 
 @app.command()
 def serve(host: str = typer.Option(None, help="Default: TACTFUL_HOST or 127.0.0.1"),
-          port: int = typer.Option(None, help="Default: TACTFUL_PORT or 8000")) -> None:
+          port: int = typer.Option(None, help="Default: TACTFUL_PORT or 8000"),
+          workers: int = typer.Option(None, min=1, help="Default: TACTFUL_WORKERS or 1")) -> None:
     """Start the HTTP API (and the embedded LLM unless TACTFUL_LLM_BASE_URL is set)."""
     import uvicorn
 
@@ -27,11 +28,20 @@ def serve(host: str = typer.Option(None, help="Default: TACTFUL_HOST or 127.0.0.
     from api.settings import get_settings
 
     settings = get_settings()
+    workers = workers or settings.workers
+    host, port = host or settings.host, port or settings.port
     if settings.uses_local_llm:
+        if workers > 1:
+            console.print("[red]error:[/] several workers need an external LLM (set TACTFUL_LLM_BASE_URL); "
+                          "with the embedded model each worker would start its own copy on the same port")
+            raise typer.Exit(2)
         console.print(f"[bold]tactful[/]: starting the embedded model [cyan]{settings.local_model}[/] "
                       f"(set TACTFUL_LLM_BASE_URL to use another OpenAI-compatible endpoint)")
     try:
-        uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info")
+        if workers > 1:  # each worker process builds its own app from the same TACTFUL_ settings
+            uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+        else:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
     except LocalLLMError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)

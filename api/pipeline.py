@@ -38,7 +38,7 @@ class Services:
 
     def __post_init__(self) -> None:
         if self.embed_query is None:
-            self.embed_query = QueryEmbedder(self.store.embed)
+            self.embed_query = QueryEmbedder(self.store.embed.embed_texts)
 
 
 class _Timer:

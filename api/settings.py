@@ -14,6 +14,7 @@ class Settings(BaseSettings):
 
     host: str = Field("127.0.0.1", description="Address tactful listens on.")
     port: int = Field(8000, description="Port tactful listens on.")
+    workers: int = Field(1, ge=1, description="uvicorn worker processes (more than 1 needs TACTFUL_LLM_BASE_URL: each worker would start its own embedded model).")
     data_dir: Path = Field(Path("data"), description="Where the vector store, joined model files and caches live.")
 
     # LLM: any OpenAI-compatible endpoint. Unset base URL = the embedded llama.cpp server.

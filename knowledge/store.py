@@ -250,7 +250,7 @@ class KnowledgeStore:
             return cosine
         # Exact search on the mirror; vectors are L2-normalised, so the dot product is the cosine.
         if vector is None:
-            vector = np.asarray(self.embed([text])[0], dtype=np.float32)
+            vector = self.embed.embed_texts([text])[0]
         sims = index.vectors @ vector
         cosine = {}
         for i, sim in enumerate(sims.tolist()):

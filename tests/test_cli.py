@@ -51,3 +51,9 @@ def test_ingest_reports_problems_and_exits_1(tmp_path):
     r = subprocess.run([*TACTFUL, "ingest", str(tmp_path), "--brand", "shop"], capture_output=True, text=True,
                        timeout=120, env={**__import__("os").environ, "TACTFUL_DATA_DIR": str(tmp_path / "data")})
     assert r.returncode == 1 and "faq.yaml:1" in r.stderr and "answer" in r.stderr
+
+
+def test_serve_refuses_several_workers_with_the_embedded_model():
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TACTFUL_LLM_BASE_URL"}
+    r = subprocess.run([*TACTFUL, "serve", "--workers", "2"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and "TACTFUL_LLM_BASE_URL" in r.stderr
