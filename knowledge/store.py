@@ -94,9 +94,6 @@ class KnowledgeStore:
             raise StoreUnavailable(str(exc)) from exc
         return sorted(n[len(_PREFIX):] for n in names if n.startswith(_PREFIX))
 
-    def has_brand(self, brand: str) -> bool:
-        return brand_ok(brand) and self._collection(brand, create=False) is not None
-
     def _collection(self, brand: str, create: bool):
         if not brand_ok(brand):
             raise UnknownBrand(brand)
