@@ -238,6 +238,11 @@ class KnowledgeStore:
         self._indexes[brand] = index
         return index
 
+    def in_memory(self, brand: str) -> bool:
+        """True when a search for `brand` needs no I/O: its mirror is loaded, recent and holds the vectors."""
+        index = self._indexes.get(brand)
+        return bool(index and index.vectors is not None and time.monotonic() - index.checked < VERSION_CHECK_SECONDS)
+
     def _cosine_by_doc(self, brand: str, index: _BrandIndex, text: str, k: int, kinds: list[str] | None,
                        language: str | None, vector: np.ndarray | None) -> dict[str, float]:
         if index.vectors is None:  # large brand: Chroma's ANN index does the work

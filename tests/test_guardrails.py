@@ -82,3 +82,14 @@ def test_a_draft_in_the_wrong_language_is_blocked():
     assert not is_blocking(check(indonesian, CheckContext(language="id", reply_language="id")))
     assert not is_blocking(check(english, CheckContext(language="en", reply_language="en")))
     assert not is_blocking(check("OK, thanks!", CheckContext(language="id", reply_language="id"))), "too short to judge"
+
+
+@pytest.mark.parametrize("file,rule", ENTRIES, ids=[f"{f.lang}.{f.family}.{r.id}" for f, r in ENTRIES])
+def test_triggers_are_a_safe_prefilter(file, rule):
+    """Every text in which the regex matches (the must-flag examples) contains one of the triggers."""
+    if not rule.triggers:
+        return
+    cr = CompiledRule(rule, file)
+    for text in rule.examples.flag:
+        for m in cr.rx.finditer(text):
+            assert any(t in text.lower() for t in cr.triggers), (text, m.group(0))
