@@ -124,7 +124,7 @@ def test_concurrent_query_embeddings_are_batched_and_match_single_ones(store):
 
     calls = []
 
-    def counting(texts):
+    def counting(texts, idle=False):
         calls.append(len(texts))
         return store.embed(texts)
 
@@ -145,7 +145,7 @@ def test_embedding_failure_reaches_every_waiter():
 
     from knowledge.embeddings import QueryEmbedder
 
-    def broken(texts):
+    def broken(texts, idle=False):
         raise RuntimeError("model file unreadable")
 
     embedder = QueryEmbedder(broken)
