@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
@@ -34,11 +34,10 @@ class Services:
     settings: Settings
     store: KnowledgeStore
     llm: LLMClient
-    embed_query: QueryEmbedder = None  # type: ignore[assignment]
+    embed_query: QueryEmbedder = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.embed_query is None:
-            self.embed_query = QueryEmbedder(self.store.embed.embed_texts)
+        self.embed_query = QueryEmbedder(self.store.embed.embed_texts)
 
 
 class _Timer:

@@ -100,18 +100,28 @@ class KnowledgeStore:
         with self._lock:
             if brand in self._collections:
                 return self._collections[brand]
-            try:
-                if create:
+            if create:
+                try:
                     col = self.client.get_or_create_collection(
                         _PREFIX + brand, embedding_function=self.embed, configuration={"hnsw": {"space": "cosine"}})
-                else:
-                    col = self.client.get_collection(_PREFIX + brand, embedding_function=self.embed)
-            except Exception as exc:
-                if not create and ("does not exist" in str(exc).lower() or "not found" in str(exc).lower()):
+                except Exception as exc:
+                    raise StoreUnavailable(str(exc)) from exc
+            else:
+                try:
+                    col = self._fetch(brand)
+                except UnknownBrand:
                     return None
-                raise StoreUnavailable(str(exc)) from exc
             self._collections[brand] = col
             return col
+
+    def _fetch(self, brand: str):
+        """The brand's collection, fresh from Chroma (metadata included)."""
+        try:
+            return self.client.get_collection(_PREFIX + brand, embedding_function=self.embed)
+        except Exception as exc:
+            if "does not exist" in str(exc).lower() or "not found" in str(exc).lower():
+                raise UnknownBrand(brand) from exc
+            raise StoreUnavailable(str(exc)) from exc
 
     def ping(self) -> bool:
         try:
@@ -206,12 +216,7 @@ class KnowledgeStore:
         now = time.monotonic()
         if cached and now - cached.checked < VERSION_CHECK_SECONDS:
             return cached
-        try:
-            col = self.client.get_collection(_PREFIX + brand, embedding_function=self.embed)
-        except Exception as exc:
-            if "does not exist" in str(exc).lower() or "not found" in str(exc).lower():
-                raise UnknownBrand(brand) from exc
-            raise StoreUnavailable(str(exc)) from exc
+        col = self._fetch(brand)  # not the cached handle: the version lives in fresh metadata
         version = (col.metadata or {}).get("tactful_version", "")
         if cached and cached.version == version:
             cached.checked = now
