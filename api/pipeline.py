@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 
@@ -65,10 +66,10 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
 
     # retrieve: the best FAQs above the relevance cut-off, and the voice rules closest to this message
     vector = await svc.embed_query(req.message)
-    search = (svc.store.search, req.brand, req.message, svc.settings.knowledge_k, ["faq"], None,
-              svc.settings.knowledge_min_score, vector)
+    search = partial(svc.store.search, req.brand, req.message, svc.settings.knowledge_k, ["faq"], None,
+                     svc.settings.knowledge_min_score, vector)
     # sub-millisecond when the brand's mirror is fresh; otherwise a thread (a round trip to Chroma)
-    faqs = search[0](*search[1:]) if svc.store.in_memory(req.brand) else await run_in_threadpool(*search)
+    faqs = search() if svc.store.in_memory(req.brand) else await run_in_threadpool(search)
     voice = (await run_in_threadpool(svc.store.search_chunks, req.brand, req.message, 2, ["voice"], None, vector)
              if template.voice_budget else [])
     timer.lap("retrieve")
@@ -88,8 +89,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     timer.lap("render")
 
     # generate + guard, with one more round if nothing passed
-    context = CheckContext(language=triage.language, serious=triage.serious, message=req.message,
-                           reply_language=triage.language)
+    context = CheckContext(language=triage.language, serious=triage.serious, message=req.message, check_language=True)
     params = template.params
     drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft
     blocked: list[BlockedDraft] = []

@@ -91,7 +91,7 @@ class CheckContext(BaseModel):
     language: str = "en"
     serious: bool = False
     message: str | None = None  # the customer's message, when known: a draft must not parrot it
-    reply_language: str | None = None  # when set, a draft confidently in another language is blocked
+    check_language: bool = False  # block a draft confidently in another language than `language`
 
 
 def normalise(text: str) -> str:
@@ -136,11 +136,11 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
         findings.append(Finding(rule="any.format.echo", family="not_a_reply", severity="block", lang=context.language,
                                 start=0, end=len(text), match=text[:80], suggestion=None,
                                 message="The draft repeats the customer's message back instead of answering it."))
-    wrong = _wrong_language(text, context.reply_language)
+    wrong = _wrong_language(text, context.language) if context.check_language else None
     if wrong:
         findings.append(Finding(rule="any.format.wrong-language", family="not_a_reply", severity="block",
-                                lang=context.reply_language or "", start=0, end=len(text), match=text[:80], suggestion=None,
-                                message=f"The draft is in {wrong}, not in the customer's language ({context.reply_language})."))
+                                lang=context.language, start=0, end=len(text), match=text[:80], suggestion=None,
+                                message=f"The draft is in {wrong}, not in the customer's language ({context.language})."))
     quoted = [m.span() for m in _QUOTED.finditer(norm)]
     langs = languages or _languages_for(context.language)
     for lang in langs:
@@ -180,9 +180,9 @@ def _echoes(draft: str, message: str) -> bool:
     return copied / (len(d) - 2) >= 0.5
 
 
-def _wrong_language(text: str, expected: str | None) -> str | None:
+def _wrong_language(text: str, expected: str) -> str | None:
     """The draft's language when it is confidently not `expected`; short drafts are not judged."""
-    if not expected or len(_WORD.findall(text)) < 6:
+    if len(_WORD.findall(text)) < 6:
         return None
     from guardrails.triage import detect_language_scored  # triage imports this module
 

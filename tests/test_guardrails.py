@@ -78,10 +78,10 @@ def test_a_draft_that_parrots_the_customer_is_blocked():
 def test_a_draft_in_the_wrong_language_is_blocked():
     english = "We're sorry your parcel is late. We'll check with the courier and reply today."
     indonesian = "Mohon maaf paket Anda terlambat. Kami akan cek ke kurir dan membalas hari ini."
-    assert "any.format.wrong-language" in {f.rule for f in check(english, CheckContext(language="id", reply_language="id"))}
-    assert not is_blocking(check(indonesian, CheckContext(language="id", reply_language="id")))
-    assert not is_blocking(check(english, CheckContext(language="en", reply_language="en")))
-    assert not is_blocking(check("OK, thanks!", CheckContext(language="id", reply_language="id"))), "too short to judge"
+    assert "any.format.wrong-language" in {f.rule for f in check(english, CheckContext(language="id", check_language=True))}
+    assert not is_blocking(check(indonesian, CheckContext(language="id", check_language=True)))
+    assert not is_blocking(check(english, CheckContext(language="en", check_language=True)))
+    assert not is_blocking(check("OK, thanks!", CheckContext(language="id", check_language=True))), "too short to judge"
 
 
 @pytest.mark.parametrize("file,rule", ENTRIES, ids=[f"{f.lang}.{f.family}.{r.id}" for f, r in ENTRIES])
