@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from guardrails.finding import Finding, Severity
 
 RULES_DIR = Path(__file__).parent / "rules"
-TRIAGE_FAMILIES = frozenset({"seriousness", "sentiment"})
+TRIAGE_FAMILIES = frozenset({"seriousness", "sentiment", "troll"})
 
 # Length-preserving normalisation, so spans found on the normalised text are
 # spans of the original: Romanian cedilla forms to comma-below, curly quotes to straight.

@@ -99,6 +99,10 @@ def analyze(message: str, language: str | None = None) -> Triage:
     categories = sorted({r.category for r in reasons})
     serious = any(c in SERIOUS_CATEGORIES for c in categories)
     polarity = {r.category for r in _matches("sentiment", norm)}
+    # Abuse that carries a real complaint is still a complaint: only cue-matched abuse with
+    # nothing serious in it is treated as trolling.
+    trolling = _matches("troll", norm)
+    troll = bool(trolling) and not serious
     if serious or "negative" in polarity:
         sentiment = "negative"
     elif "positive" in polarity:
@@ -111,7 +115,7 @@ def analyze(message: str, language: str | None = None) -> Triage:
         action = "reply_then_private"
     else:
         action = "reply_public"
-    return Triage(language=lang, serious=serious, categories=categories, sentiment=sentiment, troll=False,
+    return Triage(language=lang, serious=serious, categories=categories, sentiment=sentiment, troll=troll,
                   action=action, reasons=[f"{_cue_message(r.cue)}: \"{r.text}\"" for r in reasons], evidence=reasons)
 
 
