@@ -1,6 +1,6 @@
 """The suggest pipeline, top to bottom:
 
-    triage -> retrieve -> budget -> render -> generate -> guard -> regenerate -> respond
+    triage -> retrieve -> budget -> render -> generate -> guard -> repair -> respond
 
 Every draft that leaves this function has passed every blocking guardrail;
 every draft that did not is returned under `blocked` with its findings.
@@ -8,6 +8,7 @@ every draft that did not is returned under `blocked` with its findings.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -16,10 +17,11 @@ from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 
-from api.llm import ChatResult, LLMClient
+from api.llm import ChatResult, LLMClient, LLMUnavailable
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
-from guardrails import CheckContext, check, is_blocking, policy
+from guardrails import CheckContext, Finding, check, is_blocking
+from guardrails.policy import Policy, fix, load_policy
 from guardrails.triage import analyze, language_name
 from knowledge.embeddings import QueryEmbedder
 from knowledge.store import Hit, KnowledgeStore, lexical_tokens
@@ -88,38 +90,40 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     })
     timer.lap("render")
 
-    # generate + guard, with one more round if nothing passed
+    # generate -> guard -> repair (fix / reask / block, by the brand's policy), one more round if nothing passed
     context = CheckContext(language=triage.language, serious=triage.serious, message=req.message, check_language=True)
+    policy = load_policy(req.brand)
     params = template.params
     drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft
     blocked: list[BlockedDraft] = []
     usage = Usage()
     model = svc.llm.model
+    max_tokens = min(params.max_tokens or svc.settings.llm_max_tokens, svc.settings.llm_max_tokens)
+    temperature = params.temperature if params.temperature is not None else svc.settings.llm_temperature
     for attempt in range(1 + REGENERATE_ROUNDS):
         if attempt and drafts:
             break
-        result: ChatResult = await svc.llm.chat(
-            messages, n=req.n,
-            max_tokens=min(params.max_tokens or svc.settings.llm_max_tokens, svc.settings.llm_max_tokens),
-            temperature=params.temperature if params.temperature is not None else svc.settings.llm_temperature)
+        result: ChatResult = await svc.llm.chat(messages, n=req.n, max_tokens=max_tokens, temperature=temperature)
         timer.lap("generate")
-        usage.prompt_tokens += result.prompt_tokens
-        usage.completion_tokens += result.completion_tokens
-        usage.llm_calls += result.calls
+        usage.add(result)
         model = result.model
+        to_reask: list[tuple[str, str, list[Finding]]] = []
         for raw, finish in zip(result.texts, result.finish_reasons):
             text = tidy(raw, cut_off=finish == "length")  # what is checked is exactly what is returned
-            findings = check(text, context)
-            resolved: list = []
-            if is_blocking(findings) and (fixed := policy.fix(text, findings, context)):
-                resolved = [f for f in findings if f.severity == "block"]
-                text, findings = fixed  # e.g. "Just click Reset" -> "Click Reset"; re-checked inside
-            if is_blocking(findings):
-                blocked.append(BlockedDraft(text=text, findings=findings))
-            elif text not in drafts:
-                drafts[text] = Draft(text=text, findings=findings, repaired=text != raw,
-                                     original=raw if text != raw else None, fixed=resolved)
+            outcome = guard(raw, text, context, policy)
+            if isinstance(outcome, list):
+                to_reask.append((raw, text, outcome))
+            else:
+                _keep(outcome, drafts, blocked)
         timer.lap("guard")
+        if to_reask:
+            repair_vars = {"language_name": language_name(triage.language), "serious": triage.serious,
+                           "categories": triage.categories, "message": req.message}
+            outcomes = await asyncio.gather(*(reask(svc, repair_vars, raw, text, findings, context, policy, usage)
+                                              for raw, text, findings in to_reask))
+            for outcome in [o for group in outcomes for o in group]:
+                _keep(outcome, drafts, blocked)
+            timer.lap("repair")
 
     # respond: cite the FAQs each draft actually draws on
     for draft in drafts.values():
@@ -130,6 +134,62 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
         prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
         timings_ms=timer.total())
+
+
+def guard(raw: str, text: str, context: CheckContext, policy: Policy) -> Draft | BlockedDraft | list[Finding]:
+    """A passing (possibly fixed) draft, a blocked draft, or the findings to re-ask the LLM about."""
+    findings = policy.apply(check(text, context))
+    if not is_blocking(findings):
+        return Draft(text=text, findings=findings, repaired=text != raw, original=raw if text != raw else None)
+    if policy.repair(findings) == "fix" and (fixed := fix(text, findings, context, policy)):
+        # e.g. "Just click Reset" -> "Click Reset"; re-checked inside fix()
+        return Draft(text=fixed[0], findings=fixed[1], repaired=True, original=raw, repair="fix",
+                     fixed=[f for f in findings if f.severity == "block"])
+    if policy.can_reask(findings):
+        return findings
+    return BlockedDraft(text=text, findings=findings)
+
+
+async def reask(svc: Services, variables: dict, raw: str, text: str, findings: list[Finding], context: CheckContext,
+                policy: Policy, usage: Usage) -> list[Draft | BlockedDraft]:
+    """Send a blocked draft back to the LLM with its span-level findings, at most
+    `policy.reask_rounds` times. Every failed attempt is reported under `blocked`."""
+    template = templates.load("repair")
+    attempts: list[Draft | BlockedDraft] = [BlockedDraft(text=text, findings=findings)]
+    first_findings = [f for f in findings if f.severity == "block"]
+    for round_ in range(1, policy.reask_rounds + 1):
+        messages = template.render({**variables, "draft": text, "findings": [f for f in findings if f.severity == "block"],
+                                    "max_words": template.params.max_words})
+        try:
+            result = await svc.llm.chat(messages, n=1, max_tokens=min(template.params.max_tokens or 120, svc.settings.llm_max_tokens),
+                                        temperature=template.params.temperature or 0.3)
+        except LLMUnavailable:
+            return attempts  # the original stays blocked; the other drafts of this request still count
+        usage.add(result)
+        new = tidy(result.texts[0], cut_off=result.finish_reasons[0] == "length")
+        outcome = guard(raw, new, context, policy)
+        if isinstance(outcome, Draft):
+            outcome.repair, outcome.reask_rounds = "reask", round_
+            outcome.repaired, outcome.original = True, raw
+            outcome.fixed = first_findings + outcome.fixed
+            # the model's first text is in `original` with the findings in `fixed`; failed re-asks stay reported
+            return [outcome, *attempts[1:]]
+        if isinstance(outcome, BlockedDraft):  # a finding the policy does not let us re-ask about
+            outcome.reask_round = round_
+            return [*attempts, outcome]
+        text, findings = new, outcome
+        attempts.append(BlockedDraft(text=new, findings=findings, reask_round=round_))
+    return attempts
+
+
+def _keep(outcome: Draft | BlockedDraft, drafts: dict[str, Draft], blocked: list[BlockedDraft]) -> None:
+    if isinstance(outcome, BlockedDraft):
+        blocked.append(outcome)
+    elif outcome.text not in drafts:
+        drafts[outcome.text] = outcome
+    elif outcome.fixed and outcome.original is not None:
+        # its repair duplicates a draft we already have: the model's blocked text is still reported
+        blocked.append(BlockedDraft(text=outcome.original, findings=outcome.fixed, reask_round=outcome.reask_rounds))
 
 
 def tidy(text: str, cut_off: bool) -> str:

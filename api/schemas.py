@@ -48,12 +48,16 @@ class Draft(BaseModel):
     findings: list[Finding] = Field(default_factory=list, description="Non-blocking findings (warnings) only.")
     repaired: bool = Field(False, description="tactful changed the model's text: a deterministic fix or a formatting repair.")
     original: str | None = Field(None, description="The model's text before repairs, when `repaired`.")
-    fixed: list[Finding] = Field(default_factory=list, description="Blocking findings the fix resolved; spans refer to `original`.")
+    repair: Literal["fix", "reask"] | None = Field(None, description="How blocking findings were resolved: a deterministic "
+                                                  "rewrite, or the LLM re-asked with the findings (guardrails/policies/).")
+    reask_rounds: int = Field(0, description="LLM re-asks this draft took.")
+    fixed: list[Finding] = Field(default_factory=list, description="Blocking findings the repair resolved; spans refer to `original`.")
 
 
 class BlockedDraft(BaseModel):
     text: str
     findings: list[Finding]
+    reask_round: int = Field(0, description="0: as the model first wrote it; k: its k-th re-ask, still blocking.")
 
 
 class KnowledgeRef(BaseModel):
@@ -71,6 +75,11 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     llm_calls: int = 0
+
+    def add(self, result) -> None:
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+        self.llm_calls += result.calls
 
 
 class SuggestResponse(BaseModel):

@@ -28,3 +28,47 @@ def test_minimisers_are_fixed_and_the_result_passes(draft, expected):
                                    "All you need to do is log in again."])
 def test_humour_blame_and_unfixable_rules_stay_blocked(draft):
     assert fix(draft, check(draft, SERIOUS), SERIOUS) is None
+
+
+def test_brand_policy_overrides_the_default_family_by_family(tmp_path):
+    from guardrails.policy import load_policy
+
+    default, acme = load_policy("no-such-brand"), load_policy("acme")
+    joke = check("Sorry about that 😂", SERIOUS)
+    assert default.repair(joke) == "reask" and acme.repair(joke) == "block"
+    assert acme.families["blame"] == default.families["blame"] == ["reask"]  # not named by acme: inherited
+    assert acme.reask_rounds == 2 and default.reask_rounds == 1
+
+
+def test_warn_downgrades_what_a_brand_accepts(tmp_path):
+    from guardrails.policy import load_policy
+
+    (tmp_path / "default.yaml").write_text("brand: default\nfamilies: {minimising: [fix]}\n")
+    (tmp_path / "relaxed.yaml").write_text("brand: relaxed\nrules: {en.minimising.just-imperative: [warn]}\n")
+    findings = check("Just click Reset.", SERIOUS)
+    relaxed = load_policy("relaxed", tmp_path).apply(findings)
+    assert [f.severity for f in relaxed] == ["warn"]
+    assert [f.severity for f in load_policy("other", tmp_path).apply(findings)] == ["block"]
+
+
+@pytest.mark.parametrize("body,words", [
+    ("brand: x\nfamilies: {blame: [fix, block]}\n", "stand alone"),
+    ("brand: x\nfamilies: {blame: [shout]}\n", "shout"),
+    ("brand: x\nreask_rounds: 9\n", "reask_rounds"),
+    ("brand: x\nunknown: 1\n", "unknown"),
+    ("- not a mapping\n", "mapping"),
+])
+def test_a_bad_policy_file_is_a_clear_error(tmp_path, body, words):
+    from guardrails.policy import PolicyError, load_policy
+
+    (tmp_path / "default.yaml").write_text(body)
+    with pytest.raises(PolicyError) as err:
+        load_policy(None, tmp_path)
+    assert "default.yaml" in str(err.value) and words in str(err.value)
+
+
+def test_the_shipped_policies_load():
+    from guardrails.policy import POLICY_DIR, load_policy
+
+    for path in POLICY_DIR.glob("*.yaml"):
+        assert load_policy(path.stem).brand in {path.stem, "default"}

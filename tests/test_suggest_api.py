@@ -57,11 +57,14 @@ def test_hostile_draft_is_blocked_never_returned(client, fake_llm):
 
 
 def test_mixed_drafts_split_between_drafts_and_blocked(client, fake_llm):
-    fake_llm.reset(Step(content=[GOOD, "You should have read the instructions.", "As we already told you, wait."]))
+    # the two blaming drafts are re-asked (acme allows two rounds) and keep blaming
+    fake_llm.reset(Step(content="You were supposed to keep the receipt."),
+                   Step(content=[GOOD, "You should have read the instructions.", "As we already told you, wait."]))
     body = suggest(client).json()
     assert [d["text"] for d in body["drafts"]] == [GOOD]
     assert {f["family"] for b in body["blocked"] for f in b["findings"]} == {"blame"}
-    assert len(fake_llm.requests) == 1
+    assert sorted(b["reask_round"] for b in body["blocked"]) == [0, 0, 1, 1, 2, 2]
+    assert len(fake_llm.requests) == 1 + 2 * 2
 
 
 def test_empty_completion_is_reported_as_blocked(client, fake_llm):

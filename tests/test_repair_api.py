@@ -1,0 +1,66 @@
+"""The repair step of /v1/suggest through real HTTP: fix, reask, block, per the brand's policy."""
+
+from __future__ import annotations
+
+from tests.fake_llm import Step
+from tests.test_suggest_api import COMPLAINT, GOOD, suggest
+
+BLAME = "You should have read the delivery instructions before ordering."
+
+
+def test_blaming_draft_is_reasked_with_its_findings_and_repaired(client, fake_llm):
+    fake_llm.reset(Step(content=GOOD), Step(content=BLAME))
+    body = suggest(client, n=1).json()
+    assert [d["text"] for d in body["drafts"]] == [GOOD] and body["blocked"] == []
+    draft = body["drafts"][0]
+    assert draft["repair"] == "reask" and draft["reask_rounds"] == 1 and draft["repaired"] is True
+    assert draft["original"] == BLAME
+    assert {f["family"] for f in draft["fixed"]} == {"blame"}
+    assert body["usage"]["llm_calls"] == 2
+    # the re-ask carried the flagged words and why they were flagged, and the customer's text as data
+    reask = fake_llm.requests[1]["messages"][1]["content"]
+    assert '"You should have "' in reask and "blame" in reask and COMPLAINT in reask and BLAME in reask
+    assert fake_llm.requests[1]["n"] == 1
+
+
+def test_draft_still_blaming_after_reasks_is_blocked(client, fake_llm):
+    fake_llm.reset(Step(content=BLAME))
+    body = suggest(client, n=1).json()
+    assert body["drafts"] == []
+    # acme allows two re-asks; nothing passed, so one more generation round with its own re-asks
+    assert [b["reask_round"] for b in body["blocked"]] == [0, 1, 2, 0, 1, 2]
+    assert all(f["family"] == "blame" for b in body["blocked"] for f in b["findings"] if f["severity"] == "block")
+    assert len(fake_llm.requests) == 6
+
+
+def test_reask_that_goes_wrong_another_way_is_blocked(client, fake_llm):
+    # the re-ask drops the blame but adds a joke: acme's policy blocks humour without a re-ask
+    fake_llm.reset(Step(content=GOOD), Step(content=BLAME), Step(content="Sorry! We'll sort the refund out 😅"))
+    body = suggest(client, n=1).json()
+    assert [b["reask_round"] for b in body["blocked"][:2]] == [0, 1]
+    assert body["blocked"][1]["findings"][0]["family"] == "humour"
+    assert [d["text"] for d in body["drafts"]] == [GOOD]  # from the second generation round
+
+
+def test_joke_on_serious_complaint_never_reaches_drafts(client, fake_llm):
+    fake_llm.reset(Step(content="Oops, our courier must have played football with it 😂 DM us!"))
+    body = suggest(client, n=2).json()
+    assert body["triage"]["serious"] is True
+    assert body["drafts"] == []
+    assert body["blocked"] and all(any(f["family"] == "humour" for f in b["findings"]) for b in body["blocked"])
+
+
+def test_llm_down_during_reask_keeps_the_draft_blocked_and_the_request_alive(client, fake_llm):
+    fake_llm.reset(Step(status=500), Step(content=[GOOD, BLAME]))
+    r = suggest(client, n=2)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [d["text"] for d in body["drafts"]] == [GOOD]
+    assert [b["text"] for b in body["blocked"]] == [BLAME]
+
+
+def test_repair_that_duplicates_a_draft_still_reports_the_blocked_text(client, fake_llm):
+    fake_llm.reset(Step(content=GOOD), Step(content=[GOOD, BLAME]))
+    body = suggest(client, n=2).json()
+    assert [d["text"] for d in body["drafts"]] == [GOOD]
+    assert [b["text"] for b in body["blocked"]] == [BLAME]
