@@ -76,47 +76,74 @@ def ingest(path: Path = typer.Argument(..., help="A knowledge file or a folder (
 
 
 @app.command()
-def check(file: str = typer.Argument("-", help="A text file, or - for standard input."),
-          message: str = typer.Option(None, "--message", "-m", help="The customer's message the draft answers."),
-          language: str = typer.Option(None, "--language", "-l"),
-          jsonl: bool = typer.Option(False, "--jsonl", help="Machine mode: JSON Lines in, one result per line out.")) -> None:
-    """Lint a draft reply for minimising, blame and humour-on-serious. Exit 1 on a blocking finding."""
-    from guardrails import CheckContext, check as run_check, is_blocking
-    from guardrails.triage import analyze, detect_language
+def check(paths: list[str] = typer.Argument(None, help="Files or folders of saved replies (.txt, .md, .yaml), or - for stdin."),
+          message: str = typer.Option(None, "--message", "-m", help="The customer's message the replies answer (decides seriousness)."),
+          language: str = typer.Option(None, "--language", "-l", help="Default: detected per reply."),
+          brand: str = typer.Option(None, "--brand", "-b", help="Apply this brand's policy (what only warns)."),
+          output_format: str = typer.Option("text", "--format", "-f", help="text (one line per finding) or json."),
+          jsonl: bool = typer.Option(False, "--jsonl", help="Machine mode: JSON Lines in on stdin, one result per line out.")) -> None:
+    """Lint replies for minimising, blame and humour-on-serious. Exit 1 when any finding blocks."""
+    from guardrails.lint import LintError, Located, check_reply, files_to_lint, lint_file
 
-    def one(text: str, msg: str | None, lang: str | None) -> dict:
-        if msg:
-            tri = analyze(msg, language=lang)
-            lang, serious = tri.language, tri.serious
-        else:
-            lang, serious = lang or detect_language(text), False
-        findings = run_check(text, CheckContext(language=lang, serious=serious, message=msg))
-        return {"passed": not is_blocking(findings), "language": lang, "serious": serious,
-                "findings": [f.model_dump() for f in findings]}
-
+    if output_format not in ("text", "json"):
+        console.print("[red]error:[/] --format must be text or json")
+        raise typer.Exit(2)
     if jsonl:
-        blocked = False
-        for n, line in enumerate(sys.stdin, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                result = one(str(item["text"]), item.get("message"), item.get("language"))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                result = {"error": {"code": "invalid_line", "message": f"line {n}: {exc}", "field": "text"}}
-            blocked |= result.get("passed") is False
-            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
-        raise typer.Exit(1 if blocked else 0)
+        raise typer.Exit(_check_jsonl(check_reply, brand))
 
-    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    result = one(text, message, language)
-    for f in result["findings"]:
-        line = text.count("\n", 0, f["start"]) + 1
-        col = f["start"] - (text.rfind("\n", 0, f["start"]) + 1) + 1
-        colour = "red" if f["severity"] == "block" else "yellow"
-        out.print(f"{file}:{line}:{col}: [{colour}]{f['severity']}[/] {f['rule']} \"{escape(f['match'])}\": "
-                  f"{escape(f['message'])}", markup=True)
-    raise typer.Exit(0 if result["passed"] else 1)
+    located: list[Located] = []
+    problems: list[str] = []
+    targets = paths or ["-"]
+    try:
+        files = [p for p in targets if p != "-"]
+        for path in files_to_lint([Path(p) for p in files]):
+            try:
+                located.extend(lint_file(path, message, language, brand))
+            except LintError as exc:
+                problems.append(str(exc))
+        if "-" in targets:
+            text = sys.stdin.read()
+            result = check_reply(text, message, language, brand)
+            from guardrails.lint import Piece, locate
+
+            located.extend(locate("<stdin>", text, Piece(text, 0, 0), f) for f in result.findings)
+    except LintError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    blocking = sum(1 for item in located if item.finding.severity == "block")
+    if output_format == "json":
+        print(json.dumps({"passed": not blocking and not problems, "findings": [x.as_dict() for x in located],
+                          "errors": problems}, ensure_ascii=False, indent=2))
+    else:
+        for item in located:
+            f = item.finding
+            colour = "red" if f.severity == "block" else "yellow"
+            hint = f" (suggest: \"{escape(f.suggestion)}\")" if f.suggestion else " (suggest: delete it)" if f.suggestion == "" else ""
+            out.print(f"{item.path}:{item.line}:{item.col}: [{colour}]{f.severity}[/] {f.rule} \"{escape(f.match)}\": "
+                      f"{escape(f.message)}{hint}", markup=True)
+        for problem in problems:
+            console.print(f"[red]error:[/] {escape(problem)}")
+        console.print(f"{len(located)} findings, {blocking} blocking" + (f", {len(problems)} files unreadable" if problems else ""))
+    raise typer.Exit(1 if blocking or problems else 0)
+
+
+def _check_jsonl(check_reply, brand: str | None) -> int:
+    """One result per input line, in order; a bad line gets an error object, never a crash."""
+    blocked = False
+    write = sys.stdout.write
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise TypeError("expected an object with a string \"text\"")
+            result = check_reply(item["text"], item.get("message"), item.get("language"), item.get("brand", brand)).as_dict()
+        except (json.JSONDecodeError, TypeError) as exc:
+            result = {"error": {"code": "invalid_line", "message": f"line {n}: {exc}", "field": "text"}}
+        blocked |= result.get("passed") is False
+        write(json.dumps(result, ensure_ascii=False) + "\n")
+    return 1 if blocked else 0
 
 
 @app.command()

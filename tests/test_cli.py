@@ -57,3 +57,66 @@ def test_serve_refuses_several_workers_with_the_embedded_model():
     env = {k: v for k, v in __import__("os").environ.items() if k != "TACTFUL_LLM_BASE_URL"}
     r = subprocess.run([*TACTFUL, "serve", "--workers", "2"], capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 2 and "TACTFUL_LLM_BASE_URL" in r.stderr
+
+
+def _macros(tmp_path):
+    folder = tmp_path / "macros"
+    (folder / "billing").mkdir(parents=True)
+    (folder / "billing" / "refund.md").write_text("# Refunds\n\nSorry for the wait.\nSimply reply with a photo.\n")
+    (folder / "delivery.yaml").write_text(
+        "late:\n  title: Late parcel\n  text: \"We are sorry it is late. Just wait two more days.\"\n"
+        "broken:\n  text: |\n    We are so sorry.\n    If you had read the label, it would not break.\n"
+        "tags: [delivery, sorry]\n")
+    (folder / "thanks.txt").write_text("Thank you for the kind words!\n")
+    (folder / "logo.png").write_bytes(b"\x89PNG")  # not a reply file: ignored
+    return folder
+
+
+def test_check_a_folder_of_saved_replies_reports_file_line_col(tmp_path):
+    folder = _macros(tmp_path)
+    r = run("check", str(folder))
+    assert r.returncode == 1, r.stderr
+    lines = r.stdout.splitlines()
+    assert f"{folder / 'billing' / 'refund.md'}:4:1: block en.minimising.simply-imperative" in r.stdout
+    # a quoted YAML scalar: the column counts the key and the quote
+    assert f"{folder / 'delivery.yaml'}:3:35: block en.minimising.just-imperative" in r.stdout, r.stdout
+    # a block scalar: the line inside the block, at its indentation
+    assert f"{folder / 'delivery.yaml'}:7:5: block en.blame.if-you-had" in r.stdout, r.stdout
+    assert not any("thanks.txt" in line for line in lines)
+    assert "3 findings, 3 blocking" in r.stderr
+
+
+def test_check_format_json_and_clean_folder_exits_0(tmp_path):
+    folder = _macros(tmp_path)
+    out = json.loads(run("check", str(folder), "--format", "json").stdout)
+    assert out["passed"] is False
+    assert {(f["file"].rsplit("/", 1)[-1], f["line"], f["family"]) for f in out["findings"]} == {
+        ("refund.md", 4, "minimising"), ("delivery.yaml", 3, "minimising"), ("delivery.yaml", 7, "blame")}
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "a.txt").write_text("We're sorry, we'll refund you today.")
+    r = run("check", str(clean), "--format", "json")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"passed": True, "findings": [], "errors": []}
+
+
+def test_check_names_unreadable_files_and_missing_paths(tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("Réponse simplement".encode("latin-1"))
+    r = run("check", str(bad))
+    assert r.returncode == 1 and "latin1.txt" in r.stderr and "UTF-8" in r.stderr
+    r = run("check", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "nope" in r.stderr
+
+
+def test_check_jsonl_round_trips_10000_lines_in_order():
+    texts = ["Just click Reset lol", "We're sorry, we'll fix it today.", "Cukup klik tombol ini.", "我们马上为您处理。"]
+    lines = [json.dumps({"text": f"{texts[i % 4]} #{i}", "message": "I was charged twice!" if i % 3 == 0 else None})
+             for i in range(10_000)]
+    r = run("check", "--jsonl", stdin="\n".join(lines) + "\n")
+    out = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(out) == 10_000 and r.returncode == 1
+    for i in (0, 1, 2, 3, 4999, 9998, 9999):
+        assert out[i]["passed"] is (i % 4 in (1, 3)), (i, out[i])
+        assert out[i]["serious"] is (i % 3 == 0)
+        for f in out[i]["findings"]:
+            assert f"{texts[i % 4]} #{i}"[f["start"]:f["end"]] == f["match"]

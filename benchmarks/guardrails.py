@@ -1,0 +1,143 @@
+"""Guardrails speed and accuracy, side by side with alex, in one run.
+
+tactful: the whole check of a draft as `tactful check` does it with no message given — language
+detection, every rule family of the draft's language plus English, the policy — and, so that
+triage is included, a full triage of the draft's text (language, seriousness, sentiment, troll
+cues). alex (npm, installed into this benchmark's own temp dir): `text()` on the same English
+drafts. Both tools' F1 is on the English subset of our labelled corpus: "flags" means tactful
+blocks the draft, and for alex that it reports anything at all (alex only warns).
+
+    python benchmarks/guardrails.py [--repeat 5] [--no-alex]
+
+Prints a table and writes benchmarks/results/guardrails.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evals.guardrails_eval import Counts, load_draft_cases, score_drafts  # noqa: E402
+from guardrails import CheckContext, check  # noqa: E402
+from guardrails.triage import analyze  # noqa: E402
+
+ALEX_VERSION = "11.0.1"
+ALEX_SCRIPT = r"""
+import {text} from 'alex'
+import {readFileSync} from 'node:fs'
+const drafts = JSON.parse(readFileSync(0, 'utf8'))
+const repeat = Number(process.argv[2])
+const flagged = drafts.map(d => text(d).messages.length > 0)  // also warms up
+const times = []
+for (let r = 0; r < repeat; r++) {
+  const t0 = process.hrtime.bigint()
+  for (const d of drafts) text(d)
+  times.push(Number(process.hrtime.bigint() - t0) / 1e3 / drafts.length)
+}
+console.log(JSON.stringify({flagged, us_per_draft: times}))
+"""
+
+
+def tactful_pass(texts: list[str]) -> float:
+    """µs per draft: triage of the text (language, seriousness, sentiment, troll cues), then every
+    rule family of its language plus English."""
+    t0 = time.perf_counter()
+    for text in texts:
+        triage = analyze(text)
+        check(text, CheckContext(language=triage.language, serious=triage.serious))
+    return (time.perf_counter() - t0) * 1e6 / len(texts)
+
+
+def run_alex(texts: list[str], repeat: int) -> dict | None:
+    if not shutil.which("npm") or not shutil.which("node"):
+        print("alex: skipped (npm/node not found)")
+        return None
+    with tempfile.TemporaryDirectory(prefix="tactful-alex-") as tmp:
+        install = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", f"alex@{ALEX_VERSION}"],
+                                 cwd=tmp, capture_output=True, text=True, timeout=600)
+        if install.returncode:
+            print(f"alex: skipped (npm install failed: {install.stderr.strip()[-300:]})")
+            return None
+        script = Path(tmp) / "bench.mjs"
+        script.write_text(ALEX_SCRIPT)
+        done = subprocess.run(["node", str(script), str(repeat)], cwd=tmp, input=json.dumps(texts),
+                              capture_output=True, text=True, timeout=1200, check=True)
+        return json.loads(done.stdout)
+
+
+def f1_of(expected: list[bool], predicted: list[bool], ids: list[str], texts: list[str]) -> Counts:
+    counts = Counts()
+    for e, p, i, t in zip(expected, predicted, ids, texts):
+        counts.add(e, p, i, t)
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-alex", action="store_true")
+    args = parser.parse_args()
+
+    cases, skipped = load_draft_cases()
+    english = [c for c in cases if c.lang == "en"]
+    all_texts = [c.text for c in cases]
+    en_texts = [c.text for c in english]
+    tactful_pass(all_texts)  # warm-up: rule compilation, the language model, caches
+    all_us = [tactful_pass(all_texts) for _ in range(args.repeat)]
+    en_us = [tactful_pass(en_texts) for _ in range(args.repeat)]
+
+    expected = [bool(c.expect) for c in english]
+    ours = score_drafts(english)["all/en"]  # the labels' own context: humour blocks only on serious messages
+    alex = run_alex(en_texts, args.repeat) if not args.no_alex else None
+    alex_counts = f1_of(expected, alex["flagged"], [c.id for c in english], en_texts) if alex else None
+
+    result = {
+        "corpus": {"drafts": len(cases), "english": len(english), "skipped_dataset_rows": skipped},
+        "tactful": {"us_per_draft_all": statistics.median(all_us), "us_per_draft_en": statistics.median(en_us),
+                    "drafts_per_s_all": 1e6 / statistics.median(all_us), "en": ours.as_dict()},
+        "alex": None if not alex else {"version": ALEX_VERSION, "us_per_draft_en": statistics.median(alex["us_per_draft"]),
+                                       "drafts_per_s_en": 1e6 / statistics.median(alex["us_per_draft"]),
+                                       "en": alex_counts.as_dict()},
+    }
+    if alex:
+        result["speedup_en"] = result["alex"]["us_per_draft_en"] / result["tactful"]["us_per_draft_en"]
+        result["f1_gain_en"] = ours.f1 - alex_counts.f1
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"guardrails on {len(english)} English drafts ({len(cases)} in all; "
+                        f"{skipped} dataset rows skipped), median of {args.repeat} passes")
+    for col in ("tool", "µs/draft (en)", "drafts/s (en)", "precision", "recall", "F1"):
+        table.add_column(col, justify="left" if col == "tool" else "right")
+    t = result["tactful"]
+    table.add_row("tactful", f"{t['us_per_draft_en']:.0f}", f"{1e6 / t['us_per_draft_en']:.0f}",
+                  f"{ours.precision:.3f}", f"{ours.recall:.3f}", f"{ours.f1:.3f}")
+    if alex:
+        a = result["alex"]
+        table.add_row(f"alex {ALEX_VERSION}", f"{a['us_per_draft_en']:.0f}", f"{a['drafts_per_s_en']:.0f}",
+                      f"{alex_counts.precision:.3f}", f"{alex_counts.recall:.3f}", f"{alex_counts.f1:.3f}")
+    Console().print(table)
+    print(f"tactful, all {len(cases)} drafts in en/id/ro/zh: {t['us_per_draft_all']:.0f} µs per draft, "
+          f"{t['drafts_per_s_all']:.0f} drafts/s")
+    if alex:
+        print(f"tactful is {result['speedup_en']:.0f}x faster per English draft; F1 {ours.f1:.3f} vs {alex_counts.f1:.3f} "
+              f"(+{result['f1_gain_en']:.3f})")
+    out = ROOT / "benchmarks" / "results" / "guardrails.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

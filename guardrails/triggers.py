@@ -1,0 +1,115 @@
+"""Which rules can possibly match a text, from one pass over it.
+
+Every rule's regex is read (with Python's own regex parser) for the literal strings
+that any match must contain: `\\bjust\\s+(?=click|tap)` needs "just"; `(?:cukup|tinggal)\\s+klik`
+needs "klik". An Aho-Corasick automaton over those strings finds, in one pass over the
+case-folded text, the rules worth running; the others cannot match and are skipped. Rule
+authors write no trigger lists, and a trigger can never be wrong, because it is derived
+from the pattern.
+
+Why: Python's `re` gets no prefix speed-up from case-insensitive patterns that start with
+`\\b`, so each rule scanned every position of every draft. This keeps the whole check fast
+enough to run on every draft (see benchmarks/guardrails.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import ahocorasick
+
+try:  # Python 3.11+
+    from re import _constants as C, _parser as parser  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    import sre_constants as C  # type: ignore[no-redef]
+    import sre_parse as parser  # type: ignore[no-redef]
+
+_REPEATS = {C.MAX_REPEAT, C.MIN_REPEAT} | ({C.POSSESSIVE_REPEAT} if hasattr(C, "POSSESSIVE_REPEAT") else set())
+
+
+def required_literals(pattern: str) -> frozenset[str] | None:
+    """Case-folded strings of which every match of `pattern` contains at least one, or None
+    when no such set exists (then the rule always runs)."""
+    try:
+        parsed = parser.parse(pattern, re.IGNORECASE)
+    except re.error:
+        return None
+    found = _required(list(parsed))
+    return found if found and all(_selective(s) for s in found) else None
+
+
+def _selective(literal: str) -> bool:
+    """Worth a lookup: two characters or more, or one that is not ASCII (an emoji, a Han character)."""
+    return len(literal) >= 2 or (len(literal) == 1 and not literal.isascii())
+
+
+def _score(options: frozenset[str]) -> tuple[int, int]:
+    return (min(len(s) for s in options), -len(options))  # long and few: fewest false candidates
+
+
+def _required(items: Sequence) -> frozenset[str] | None:
+    candidates: list[frozenset[str]] = []
+    run: list[str] = []
+
+    def flush() -> None:
+        if run:
+            candidates.append(frozenset({"".join(run).casefold()}))
+            run.clear()
+
+    for op, av in items:
+        if op is C.LITERAL:
+            run.append(chr(av))
+            continue
+        flush()
+        sub: frozenset[str] | None = None
+        if op is C.SUBPATTERN:
+            sub = _required(list(av[-1]))
+        elif hasattr(C, "ATOMIC_GROUP") and op is C.ATOMIC_GROUP:
+            sub = _required(list(av))
+        elif op in _REPEATS:
+            low, _high, body = av
+            body = list(body)
+            if low >= 2 and len(body) == 1 and body[0][0] is C.LITERAL:  # "!{2,}" needs "!!"
+                sub = frozenset({chr(body[0][1]).casefold() * min(low, 4)})
+            else:
+                sub = _required(body) if low >= 1 else None
+        elif op is C.BRANCH:
+            branches = [_required(list(b)) for b in av[1]]
+            sub = None if any(b is None for b in branches) else frozenset().union(*branches)
+        # IN, ANY, AT, ASSERT, ...: nothing guaranteed; lookaheads are not part of the match span
+        # but the text must still contain them, yet we stay conservative and ignore them.
+        if sub:
+            candidates.append(sub)
+    flush()
+    if not candidates:
+        return None
+    return max(candidates, key=_score)
+
+
+class TriggerIndex:
+    """Maps a text to the indices of the rules that might match it."""
+
+    def __init__(self, trigger_sets: Iterable[frozenset[str] | None]):
+        self.always: list[int] = []
+        by_word: dict[str, list[int]] = {}
+        for i, triggers in enumerate(trigger_sets):
+            if not triggers:
+                self.always.append(i)
+                continue
+            for word in triggers:
+                by_word.setdefault(word, []).append(i)
+        self.automaton = ahocorasick.Automaton()
+        for word, rules in by_word.items():
+            self.automaton.add_word(word, tuple(rules))
+        self.empty = not by_word
+        if not self.empty:
+            self.automaton.make_automaton()
+
+    def candidates(self, folded: str) -> list[int]:
+        """Rule indices in their original order; `folded` is the text after str.casefold()."""
+        hit = set(self.always)
+        if not self.empty:
+            for _end, rules in self.automaton.iter(folded):
+                hit.update(rules)
+        return sorted(hit)

@@ -1,0 +1,46 @@
+"""The prefilter derived from each rule's pattern: it may only ever skip rules that cannot match."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from guardrails.triggers import TriggerIndex, required_literals
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    (r"\bjust\s+(?=click|tap)", {"just"}),
+    (r"\b(?:cukup|tinggal)\s+klik", {"cukup", "tinggal"}),  # longest guaranteed words win
+    (r"\b(?:simply|merely)\s+", {"simply", "merely"}),
+    (r"!{2,}|😡", {"!!", "😡"}),
+    (r"只需|很简单", {"只需", "很简单"}),
+    (r"\bpur\s+[sș]i\s+simplu\b", {"simplu"}),
+    (r"\bLOL+\b", {"lo"}),
+    (r"(?:a|\w+)\s+deal", {"deal"}),
+])
+def test_required_literals(pattern, expected):
+    assert required_literals(pattern) == expected
+
+
+@pytest.mark.parametrize("pattern", [r"\w+", r"(?:a|b)c?", r"(?:foo|\d+)", r"x*y?"])
+def test_no_prefilter_when_nothing_is_guaranteed(pattern):
+    assert required_literals(pattern) is None
+
+
+def test_index_never_skips_a_rule_that_matches():
+    # property check over random texts: every rule whose regex matches is among the candidates
+    patterns = [r"\bjust\s+(?:click|tap)\b", r"\byou\s+should\s+have\b(?!\s+received)", r"(?:哈哈|😂)",
+                r"\bif\s+you(?:\s+had|'d)\s+read", r"\b(?:it'?s|that'?s)\s+(?:so\s+)?easy\b", r"\w+@\w+", r"!{2,}"]
+    compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
+    index = TriggerIndex(required_literals(p) for p in patterns)
+    words = ["Just", "click", "JUST", "tap", "you", "should", "have", "received", "哈哈", "😂", "If", "you'd",
+             "read", "it's", "That's", "so", "EASY", "a@b", "!", "!!", "ſ", "Justice", "adjust"]
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 8)))
+        candidates = set(index.candidates(text.casefold()))
+        for i, rx in enumerate(compiled):
+            if rx.search(text):
+                assert i in candidates, (patterns[i], text)
