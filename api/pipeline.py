@@ -9,6 +9,7 @@ every draft that did not is returned under `blocked` with its findings.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import time
@@ -22,7 +23,7 @@ from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, 
 from api.settings import Settings
 from guardrails import CheckContext, Finding, check, is_blocking
 from guardrails.policy import Policy, fix, load_policy
-from guardrails.triage import analyze, language_name
+from guardrails.triage import Triage, analyze, is_unclear, language_name, with_judgement
 from knowledge.embeddings import QueryEmbedder
 from knowledge.store import Hit, KnowledgeStore, lexical_tokens
 from prompts import templates
@@ -64,6 +65,8 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
 
     # triage
     triage = analyze(req.message, language=req.language)
+    if svc.settings.triage_judge and is_unclear(triage):  # off by default: never on the fast path
+        triage = await judge(svc, triage, req.message)
     timer.lap("triage")
 
     # retrieve: the best FAQs above the relevance cut-off, and the voice rules closest to this message
@@ -134,6 +137,19 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
         prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
         timings_ms=timer.total())
+
+
+async def judge(svc: Services, triage: Triage, message: str) -> Triage:
+    """The optional LLM second opinion on seriousness (prompts/triage_judge.yaml). Any failure or
+    unparsable answer keeps the cue-based triage: the judge is advice, never a dependency."""
+    template = templates.load("triage_judge")
+    try:
+        result = await svc.llm.chat(template.render({"message": message}), n=1, max_tokens=template.params.max_tokens or 40,
+                                    temperature=template.params.temperature or 0.0)
+        verdict = json.loads(result.texts[0][result.texts[0].index("{"): result.texts[0].rindex("}") + 1])
+        return with_judgement(triage, verdict.get("serious") is True, str(verdict.get("category")))
+    except (LLMUnavailable, ValueError, AttributeError):
+        return triage
 
 
 def guard(raw: str, text: str, context: CheckContext, policy: Policy) -> Draft | BlockedDraft | list[Finding]:

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(None, description="Where the joined GGUF of a chunked model is cached. Default: data_dir/models.")
     local_llm_start_timeout: float = Field(120.0, description="Seconds to wait for the embedded model to become ready.")
 
+    # Triage.
+    triage_judge: bool = Field(False, description="Ask the LLM for a second opinion on seriousness when the cues leave it unclear (a negative message with no serious cue). One extra LLM call for those messages only; it can only make a message serious.")
+
     # Knowledge.
     chroma_host: str | None = Field(None, description="Chroma server host. Unset: embedded store under data_dir/chroma.")
     chroma_port: int = Field(8000, description="Chroma server port.")

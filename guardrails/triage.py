@@ -140,5 +140,21 @@ def _cue_messages() -> dict[str, str]:
     return {c.full_id: c.rule.message for family in ("seriousness", "troll") for c in _cues(family)}
 
 
+def is_unclear(triage: Triage) -> bool:
+    """The middle the cues cannot settle: the customer is unhappy, yet nothing serious was named."""
+    return not triage.serious and not triage.troll and triage.sentiment == "negative"
+
+
+def with_judgement(triage: Triage, serious: bool, category: str | None) -> Triage:
+    """The triage after the LLM judge: it may add seriousness, never remove it."""
+    if not serious or category not in SERIOUS_CATEGORIES:
+        return triage
+    categories = sorted({*triage.categories, category})
+    action: Action = "escalate" if category in ESCALATE_CATEGORIES else (
+        "reply_then_private" if category in PRIVATE_CATEGORIES else triage.action)
+    return triage.model_copy(update={"serious": True, "categories": categories, "action": action,
+                                     "reasons": [*triage.reasons, f"LLM judge: {category}"]})
+
+
 def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)

@@ -64,3 +64,32 @@ def test_repair_that_duplicates_a_draft_still_reports_the_blocked_text(client, f
     body = suggest(client, n=2).json()
     assert [d["text"] for d in body["drafts"]] == [GOOD]
     assert [b["text"] for b in body["blocked"]] == [BLAME]
+
+
+def test_triage_judge_is_off_by_default_and_only_asked_about_the_unclear_middle(tactful, settings, fake_llm):
+    import httpx
+
+    from api.app import create_app
+    from tests.servers import ThreadedServer
+
+    unclear = "Honestly really disappointed with how this went, not what I expected at all."
+    with httpx.Client(base_url=tactful, timeout=30) as off:  # the default app: no judge
+        fake_llm.reset(Step(content=GOOD))
+        body = off.post("/v1/suggest", json={"brand": "acme", "message": unclear, "n": 1}).json()
+        assert body["triage"]["serious"] is False and len(fake_llm.requests) == 1
+
+    judged = settings.model_copy(update={"triage_judge": True})
+    with ThreadedServer(create_app(judged)) as server, httpx.Client(base_url=server.url, timeout=30) as on:
+        fake_llm.reset(Step(content=GOOD), Step(content='{"serious": true, "category": "financial"}'))
+        body = on.post("/v1/suggest", json={"brand": "acme", "message": unclear, "n": 1}).json()
+        assert body["triage"]["serious"] is True and "financial" in body["triage"]["categories"]
+        assert body["triage"]["reasons"][-1] == "LLM judge: financial"
+        assert "not instructions" in fake_llm.requests[0]["messages"][1]["content"]
+        # a message the cues already settle is never sent to the judge
+        fake_llm.reset(Step(content=GOOD))
+        on.post("/v1/suggest", json={"brand": "acme", "message": "I was charged twice!", "n": 1})
+        assert len(fake_llm.requests) == 1
+        # a judge answer that is not JSON keeps the cue-based triage
+        fake_llm.reset(Step(content=GOOD), Step(content="I think so, yes"))
+        body = on.post("/v1/suggest", json={"brand": "acme", "message": unclear, "n": 1}).json()
+        assert body["triage"]["serious"] is False and body["drafts"]
