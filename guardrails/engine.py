@@ -25,8 +25,8 @@ TRIAGE_FAMILIES = frozenset({"seriousness", "sentiment", "troll"})
 # spans of the original: Romanian cedilla forms to comma-below, curly quotes to straight.
 _CHAR_MAP = str.maketrans({"ş": "ș", "Ş": "Ș", "ţ": "ț", "Ţ": "Ț", "’": "'", "‘": "'", "ʼ": "'"})
 # A customer's words quoted back ("you said it was 'just a scratch'") are not the brand minimising.
-_QUOTE_CHARS = frozenset("\"“«„「")
-_QUOTED = re.compile(r"\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|«[^»\n]{1,200}»|„[^”“\n]{1,200}[”“]|「[^」\n]{1,200}」")
+_QUOTE_CHARS = frozenset("\"“«„「『")
+_QUOTED = re.compile(r"\"[^\"\n]{1,200}\"|“[^”\n]{1,200}”|«[^»\n]{1,200}»|„[^”“\n]{1,200}[”“]|「[^」\n]{1,200}」|『[^』\n]{1,200}』")
 
 
 class RuleError(Exception):

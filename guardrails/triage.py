@@ -109,10 +109,10 @@ def analyze(message: str, language: str | None = None) -> Triage:
     categories = sorted({r.category for r in reasons})
     serious = any(c in SERIOUS_CATEGORIES for c in categories)
     polarity = {r.category for r in _matches("sentiment", norm, folded)}
-    # Abuse that carries a real complaint is still a complaint: only cue-matched abuse with
-    # nothing serious in it is treated as trolling.
+    # Abuse that carries a real complaint (anything a category names, a broken product included)
+    # is still a complaint: only cue-matched abuse with nothing else in it is treated as trolling.
     trolling = _matches("troll", norm, folded)
-    troll = bool(trolling) and not serious
+    troll = bool(trolling) and not categories
     if serious or "negative" in polarity or trolling:
         sentiment = "negative"
     elif "positive" in polarity:
