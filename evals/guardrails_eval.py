@@ -4,7 +4,9 @@ The corpus is in `evals/corpus/` (see its README). Real brand replies and real c
 are referenced by id and read from `../shared/datasets/` when it is there; without it those rows
 are skipped and the report says how many.
 
-    python -m evals.guardrails_eval            # tables
+    python -m evals.guardrails_eval            # tables for evals/corpus (what the rules are tuned on)
+    python -m evals.guardrails_eval --heldout  # the blind held-out set in evals/heldout
+    python -m evals.guardrails_eval --errors   # also list every miss and false positive
     python -m evals.guardrails_eval --json     # the same numbers as JSON
 """
 
@@ -20,6 +22,7 @@ from guardrails import CheckContext, check
 from guardrails.triage import analyze
 
 CORPUS = Path(__file__).parent / "corpus"
+HELDOUT = Path(__file__).parent / "heldout"  # labelled blind by people who never saw the rules; never tuned on
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 BLOCKING_FAMILIES = ("minimising", "blame", "humour")
 
@@ -128,6 +131,7 @@ def score_drafts(cases: list[Case]) -> dict[str, Counts]:
 
 
 def load_triage_cases(corpus: Path = CORPUS) -> tuple[list[dict], int]:
+    """Authored and dataset-backed incoming messages, and how many dataset rows were skipped."""
     rows, skipped = [], 0
     sources = _dataset_messages()
     for path in sorted((corpus / "triage").glob("*.jsonl")):
@@ -166,9 +170,9 @@ def score_triage(rows: list[dict]) -> dict[str, Counts]:
     return counts
 
 
-def report() -> dict:
-    cases, skipped = load_draft_cases()
-    rows, triage_skipped = load_triage_cases()
+def report(corpus: Path = CORPUS) -> dict:
+    cases, skipped = load_draft_cases(corpus)
+    rows, triage_skipped = load_triage_cases(corpus)
     return {
         "drafts": {"n": len(cases), "skipped_dataset_rows": skipped,
                    "scores": {k: v.as_dict() for k, v in sorted(score_drafts(cases).items())}},
@@ -177,27 +181,29 @@ def report() -> dict:
     }
 
 
-def _print(result: dict, show_errors: bool) -> None:
+def _print(result: dict, show_errors: bool, corpus: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     for part in ("drafts", "triage"):
         data = result[part]
-        table = Table(title=f"{part}: {data['n']} labelled ({data['skipped_dataset_rows']} dataset rows skipped: no ../shared/datasets)")
+        skipped = data["skipped_dataset_rows"]
+        note = f"; {skipped} rows skipped: {DATASETS} not found" if skipped else ""
+        table = Table(title=f"{part}: {data['n']} labelled in {corpus.name}/{note}")
         for col in ("family/lang", "n", "tp", "fp", "fn", "precision", "recall", "f1"):
             table.add_column(col, justify="left" if col == "family/lang" else "right")
         for key, s in data["scores"].items():
             table.add_row(key, *(str(s[c]) if isinstance(s[c], int) else f"{s[c]:.3f}" for c in ("n", "tp", "fp", "fn", "precision", "recall", "f1")))
         console.print(table)
     if show_errors:
-        cases, _ = load_draft_cases()
+        cases, _ = load_draft_cases(corpus)
         for key, counts in sorted(score_drafts(cases).items()):
             if key.startswith("all/") or key.endswith("/all"):
                 continue
             for err in counts.errors:
                 console.print(f"[yellow]{key}[/] {err['kind']}: {err['id']}: {err['text']!r}", markup=True, highlight=False)
-        rows, _ = load_triage_cases()
+        rows, _ = load_triage_cases(corpus)
         for key, counts in sorted(score_triage(rows).items()):
             if key.endswith("/all"):
                 continue
@@ -206,8 +212,9 @@ def _print(result: dict, show_errors: bool) -> None:
 
 
 if __name__ == "__main__":
-    result = report()
+    corpus = HELDOUT if "--heldout" in sys.argv else CORPUS
+    result = report(corpus)
     if "--json" in sys.argv:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:
-        _print(result, show_errors="--errors" in sys.argv)
+        _print(result, show_errors="--errors" in sys.argv, corpus=corpus)

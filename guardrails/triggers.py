@@ -14,6 +14,7 @@ enough to run on every draft (see benchmarks/guardrails.py).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -44,6 +45,16 @@ def _selective(literal: str) -> bool:
     return len(literal) >= 2 or (len(literal) == 1 and not literal.isascii())
 
 
+def _char_set(items) -> frozenset[str] | None:
+    """The characters a small class like [赞棒] or [!！] can match; None for ranges, negations, categories."""
+    chars = set()
+    for op, av in items:
+        if op is not C.LITERAL:
+            return None
+        chars.add(chr(av).casefold())
+    return frozenset(chars) if 0 < len(chars) <= 8 else None
+
+
 def _score(options: frozenset[str]) -> tuple[int, int]:
     return (min(len(s) for s in options), -len(options))  # long and few: fewest false candidates
 
@@ -67,11 +78,15 @@ def _required(items: Sequence) -> frozenset[str] | None:
             sub = _required(list(av[-1]))
         elif hasattr(C, "ATOMIC_GROUP") and op is C.ATOMIC_GROUP:
             sub = _required(list(av))
+        elif op is C.IN:
+            sub = _char_set(av)
         elif op in _REPEATS:
             low, _high, body = av
             body = list(body)
-            if low >= 2 and len(body) == 1 and body[0][0] is C.LITERAL:  # "!{2,}" needs "!!"
-                sub = frozenset({chr(body[0][1]).casefold() * min(low, 4)})
+            chars = _char_set(body[0][1]) if len(body) == 1 and body[0][0] is C.IN else (
+                frozenset({chr(body[0][1]).casefold()}) if len(body) == 1 and body[0][0] is C.LITERAL else None)
+            if low >= 2 and chars and len(chars) ** min(low, 3) <= 16:  # "!{2,}" needs "!!"; "[!！]{2,}" one of four
+                sub = frozenset(map("".join, itertools.product(sorted(chars), repeat=min(low, 3))))
             else:
                 sub = _required(body) if low >= 1 else None
         elif op is C.BRANCH:

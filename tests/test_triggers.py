@@ -44,3 +44,13 @@ def test_index_never_skips_a_rule_that_matches():
         for i, rx in enumerate(compiled):
             if rx.search(text):
                 assert i in candidates, (patterns[i], text)
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    (r"[赞棒]|👍", {"赞", "棒", "👍"}),
+    (r"[!！]{2,}", {"!!", "!！", "！!", "！！"}),
+    (r"[a-z]x", None),
+    (r"[^ab]", None),
+])
+def test_small_character_classes(pattern, expected):
+    assert required_literals(pattern) == (frozenset(expected) if expected else None)
