@@ -45,6 +45,30 @@ def _selective(literal: str) -> bool:
     return len(literal) >= 2 or (len(literal) == 1 and not literal.isascii())
 
 
+def _exact(items: Sequence) -> frozenset[str] | None:
+    """Every string a purely literal piece of pattern can match (literals, small classes, groups and
+    alternations of them), or None when it can match something open-ended."""
+    out = {""}
+    for op, av in items:
+        if op is C.LITERAL:
+            options = {chr(av)}
+        elif op is C.IN:
+            options = _char_set(av)
+        elif op is C.SUBPATTERN:
+            options = _exact(list(av[-1]))
+        elif op is C.BRANCH:
+            parts = [_exact(list(b)) for b in av[1]]
+            options = None if any(p is None for p in parts) else set().union(*parts)
+        else:
+            return None
+        if not options:
+            return None
+        out = {a + b for a in out for b in options}
+        if len(out) > 32:
+            return None
+    return frozenset(out)
+
+
 def _char_set(items) -> frozenset[str] | None:
     """The characters a small class like [赞棒] or [!！] can match; None for ranges, negations, categories."""
     chars = set()
@@ -61,16 +85,21 @@ def _score(options: frozenset[str]) -> tuple[int, int]:
 
 def _required(items: Sequence) -> frozenset[str] | None:
     candidates: list[frozenset[str]] = []
-    run: list[str] = []
+    # The literal run so far, as alternatives: a small class multiplies them, so "r[aă]n" is {"ran", "răn"}.
+    run: list[str] = [""]
 
     def flush() -> None:
-        if run:
-            candidates.append(frozenset({"".join(run).casefold()}))
-            run.clear()
+        if all(run):  # an empty alternative guarantees nothing
+            candidates.append(frozenset(r.casefold() for r in run))
+        run[:] = [""]
 
     for op, av in items:
         if op is C.LITERAL:
-            run.append(chr(av))
+            run[:] = [r + chr(av) for r in run]
+            continue
+        exact = _exact([(op, av)])  # a class, or a group of literal alternatives ("(?:t|[tț]i)")
+        if exact and len(run) * len(exact) <= 32:
+            run[:] = [r + e for r in run for e in sorted(exact)]
             continue
         flush()
         sub: frozenset[str] | None = None
@@ -92,8 +121,8 @@ def _required(items: Sequence) -> frozenset[str] | None:
         elif op is C.BRANCH:
             branches = [_required(list(b)) for b in av[1]]
             sub = None if any(b is None for b in branches) else frozenset().union(*branches)
-        # IN, ANY, AT, ASSERT, ...: nothing guaranteed; lookaheads are not part of the match span
-        # but the text must still contain them, yet we stay conservative and ignore them.
+        # ANY, AT, ASSERT, categories, ...: nothing guaranteed. Lookaheads are skipped too, on purpose:
+        # conservative is always correct.
         if sub:
             candidates.append(sub)
     flush()

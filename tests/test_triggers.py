@@ -54,3 +54,8 @@ def test_index_never_skips_a_rule_that_matches():
 ])
 def test_small_character_classes(pattern, expected):
     assert required_literals(pattern) == (frozenset(expected) if expected else None)
+
+
+def test_classes_inside_words_multiply_the_literal():
+    assert required_literals(r"\br[aă]nit\b") == {"ranit", "rănit"}
+    assert required_literals(r"(?:it|i[tț]i)") == {"it", "iti", "iți"}
