@@ -46,6 +46,8 @@ class Rule(BaseModel):
     triggers: list[str] = Field(default_factory=list, description="Substrings of which every match contains one. Normally "
                                 "derived from the pattern (guardrails/triggers.py); used only when none can be derived.")
     unless_before: str | None = Field(None, description="Skip when this regex matches the text just before the match.")
+    requires_before: str | None = Field(None, description="Flag only when this regex matches the text just before the match "
+                                        "(a variable-width lookbehind: the span can then be just the word to fix).")
     unless_after: str | None = Field(None, description="Skip when this regex matches the text right after the match.")
     when: str | None = Field(None, description="'serious': blocking only when the customer's message is serious; a warning otherwise.")
     category: str | None = Field(None, description="Triage cue files only: the category (or polarity) this cue signals.")
@@ -57,7 +59,7 @@ class Rule(BaseModel):
     source: str
     examples: RuleExamples = Field(default_factory=RuleExamples)
 
-    @field_validator("pattern", "unless_before", "unless_after")
+    @field_validator("pattern", "unless_before", "unless_after", "requires_before")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
@@ -75,7 +77,7 @@ class RuleFile(BaseModel):
 
 
 class CompiledRule:
-    __slots__ = ("rule", "lang", "family", "severity", "rx", "before", "after", "full_id", "triggers")
+    __slots__ = ("rule", "lang", "family", "severity", "rx", "before", "after", "required_before", "full_id", "triggers")
 
     def __init__(self, rule: Rule, file: RuleFile):
         self.rule, self.lang, self.family = rule, file.lang, file.family
@@ -84,6 +86,7 @@ class CompiledRule:
         self.rx = re.compile(rule.pattern, re.IGNORECASE)
         self.before = re.compile(f"(?:{rule.unless_before})$", re.IGNORECASE) if rule.unless_before else None
         self.after = re.compile(rule.unless_after, re.IGNORECASE) if rule.unless_after else None
+        self.required_before = re.compile(f"(?:{rule.requires_before})$", re.IGNORECASE) if rule.requires_before else None
         self.triggers = required_literals(rule.pattern) or frozenset(t.casefold() for t in rule.triggers) or None
 
 
@@ -163,6 +166,8 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
                 if cr.before and cr.before.search(norm, max(0, start - 60), start):
                     continue
                 if cr.after and cr.after.match(norm, end):
+                    continue
+                if cr.required_before and not cr.required_before.search(norm, max(0, start - 60), start):
                     continue
                 severity = cr.severity
                 if cr.rule.when == "serious" and not context.serious:

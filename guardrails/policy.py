@@ -23,6 +23,7 @@ POLICY_DIR = Path(__file__).parent / "policies"
 Action = Literal["fix", "reask", "block", "warn"]
 Repair = Literal["pass", "fix", "reask", "block"]
 _BRAND = re.compile(r"[a-z0-9][a-z0-9_-]{1,62}")  # as knowledge.documents.brand_ok: never a path
+_ORPHAN_PUNCT = re.compile(r"^[ \t]*[,;:][ \t]*")  # the comma a deleted opener ("Haha, ") leaves
 _SENTENCE_START = re.compile(r"(?:^|[.!?。！？]\s*|\n\s*)$")
 
 
@@ -102,23 +103,30 @@ def load_policy(brand: str | None = None, policy_dir: Path = POLICY_DIR) -> Poli
 
 
 def apply_fixes(text: str, findings: list[Finding]) -> str:
-    """Replace every span whose rule has a suggestion; keep the sentence's capitalisation."""
+    """Replace every span whose rule has a suggestion; keep the sentence's capitalisation.
+    Where spans overlap, the widest wins: a language's own rule usually covers the whole
+    construction ("LOL kak, "), the English one only its core ("LOL")."""
+    chosen: list[Finding] = []
+    for f in sorted((f for f in findings if f.suggestion is not None and f.severity == "block"),
+                    key=lambda f: (f.end - f.start), reverse=True):
+        if all(f.end <= c.start or f.start >= c.end for c in chosen):
+            chosen.append(f)
     out = text
-    done_from = len(text) + 1  # start of the leftmost span replaced so far
-    for f in sorted(findings, key=lambda f: (f.start, f.end), reverse=True):  # right to left keeps offsets valid
-        if f.suggestion is None or f.severity != "block" or f.end > done_from:
-            continue  # two rules on one span: the first replacement wins
-        done_from = f.start
-        replacement = f.suggestion
+    for f in sorted(chosen, key=lambda f: f.start, reverse=True):  # right to left keeps offsets valid
+        replacement = f.suggestion or ""
         before, after = out[: f.start], out[f.end :]
         at_start = bool(_SENTENCE_START.search(before))
+        if not replacement:  # a deletion: don't leave "there , we" or "sorry . We" behind
+            after = _ORPHAN_PUNCT.sub("", after) if at_start or before.endswith((" ", "\n")) else after
         if at_start and replacement:
             replacement = replacement[0].upper() + replacement[1:]
-        elif at_start and after[:1].islower():  # deleted the sentence's first word: capitalise the next
-            after = after[0].upper() + after[1:]
+        elif at_start and after.lstrip()[:1].islower():  # deleted the sentence's first word: capitalise the next
+            stripped = after.lstrip()
+            after = after[: len(after) - len(stripped)] + stripped[0].upper() + stripped[1:]
         elif f.match[:1].isupper() and replacement:
             replacement = replacement[0].upper() + replacement[1:]
         out = before + replacement + after
+    out = re.sub(r"[ \t]+([,.!?;:])", r"\1", out)  # "refund ." -> "refund."
     return re.sub(r"[ \t]{2,}", " ", out).strip()
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from guardrails import CheckContext, check
-from guardrails.policy import fix
+from guardrails.policy import apply_fixes, fix
+from guardrails.triage import detect_language
 
 SERIOUS = CheckContext(serious=True)
 
@@ -14,11 +15,16 @@ SERIOUS = CheckContext(serious=True)
     ("Just click Settings and then Reset.", "Click Settings and then Reset."),
     ("Sorry about that! Just restart the app.", "Sorry about that! Restart the app."),
     ("You can just DM us.", "You can DM us."),
-    ("You only need to reset your password.", "You can reset your password."),
+    ("You only need to reset your password.", "You need to reset your password."),
+    ("You'll just need to pop into a branch.", "You'll need to pop into a branch."),
+    ("Cukup klik Pengaturan lalu Reset ya kak.", "Klik Pengaturan lalu Reset ya kak."),
+    ("Doar apăsați butonul Retur.", "Apăsați butonul Retur."),
+    ("您只需点击设置即可。", "您点击设置即可。"),
     ("Simply DM us your order number.", "DM us your order number."),
 ])
 def test_minimisers_are_fixed_and_the_result_passes(draft, expected):
-    result = fix(draft, check(draft, SERIOUS), SERIOUS)
+    context = CheckContext(serious=True, language=detect_language(draft))
+    result = fix(draft, check(draft, context), context)
     assert result is not None, draft
     text, findings = result
     assert text == expected and not [f for f in findings if f.severity == "block"]
@@ -72,3 +78,9 @@ def test_the_shipped_policies_load():
 
     for path in POLICY_DIR.glob("*.yaml"):
         assert load_policy(path.stem).brand in {path.stem, "default"}
+
+
+def test_overlapping_spans_the_widest_wins_and_no_orphan_punctuation():
+    text = "Haha, just click Reset ."
+    findings = check(text, SERIOUS)
+    assert apply_fixes(text, findings) == "Click Reset."
