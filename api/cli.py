@@ -49,8 +49,9 @@ def serve(host: str = typer.Option(None, help="Default: TACTFUL_HOST or 127.0.0.
 
 @app.command()
 def ingest(path: Path = typer.Argument(..., help="A knowledge file or a folder (read recursively)."),
-           brand: str = typer.Option(..., "--brand", "-b", help="Brand the documents belong to.")) -> None:
-    """Load voice guides and FAQs into a brand's knowledge base."""
+           brand: str = typer.Option(..., "--brand", "-b", help="Brand the documents belong to."),
+           prune: bool = typer.Option(False, "--prune", help="Also remove documents whose file is no longer in PATH.")) -> None:
+    """Load voice guides and FAQs into a brand's knowledge base. Unchanged documents are not rewritten."""
     from api.settings import get_settings
     from knowledge.documents import brand_ok
     from knowledge.ingest import collect, ingest as run_ingest
@@ -66,11 +67,10 @@ def ingest(path: Path = typer.Argument(..., help="A knowledge file or a folder (
     total = len(collect(path)[0]) if path.exists() else 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"ingesting into {brand}", total=total)
-        report = run_ingest(store, brand, path, progress=lambda _doc: progress.advance(task))
+        report = run_ingest(store, brand, path, progress=lambda _doc: progress.advance(task), prune=prune)
     for problem in report.problems:
-        console.print(f"[red]error:[/] {problem}")
-    console.print(f"{brand}: {len(report.added)} added, {len(report.updated)} updated, "
-                  f"{len(report.unchanged)} unchanged, {len(report.problems)} problems in {report.seconds:.1f}s")
+        console.print(f"[red]error:[/] {escape(str(problem))}")
+    console.print(report.summary(brand))
     if report.problems:
         raise typer.Exit(1)
 

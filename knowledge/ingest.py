@@ -39,8 +39,18 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     problems: list[IngestProblem] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def wrote_nothing(self) -> bool:
+        return not (self.added or self.updated or self.removed)
+
+    def summary(self, brand: str) -> str:
+        counts = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+                  f"{len(self.removed)} removed, {len(self.problems)} problems in {self.seconds:.1f}s")
+        return f"{brand}: {counts}" + (" (nothing to write: the store already matches)" if self.wrote_nothing and not self.problems else "")
 
 
 def _faq(item: object, source: str, line: int | None) -> Document:
@@ -137,9 +147,13 @@ def _yaml_item_lines(text: str) -> list[int]:
     return []
 
 
+def knowledge_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES) if path.is_dir() else [path]
+
+
 def collect(path: Path) -> tuple[list[Document], list[IngestProblem]]:
     root = path if path.is_dir() else path.parent
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES) if path.is_dir() else [path]
+    files = knowledge_files(path)
     docs: list[Document] = []
     problems: list[IngestProblem] = []
     seen: dict[str, str] = {}
@@ -155,17 +169,31 @@ def collect(path: Path) -> tuple[list[Document], list[IngestProblem]]:
     return docs, problems
 
 
-def ingest(store: KnowledgeStore, brand: str, path: Path, progress=None) -> IngestReport:
+def ingest(store: KnowledgeStore, brand: str, path: Path, progress=None, prune: bool = False) -> IngestReport:
+    """Upsert every document under `path`, each all in or all out, and remove the ones whose
+    entry left a file that was read cleanly (no orphans); with `prune`, also the ones whose file
+    is gone. A document from a file that had a problem is never removed: a typo must not delete it."""
     started = time.perf_counter()
     report = IngestReport()
     if not path.exists():
         report.problems.append(IngestProblem(str(path), None, "no such file or folder"))
         return report
     docs, report.problems = collect(path)
+    before = {d["id"]: d["source"] for d in store.documents(brand)} if brand in store.brands() else {}
     for doc in docs:
         outcome = store.upsert(brand, doc)
         getattr(report, outcome).append(doc.id)
         if progress:
             progress(doc)
+    root = path if path.is_dir() else path.parent
+    read_now = {str(f.relative_to(root)) for f in knowledge_files(path)}
+    troubled = {p.path for p in report.problems}
+    present = {d.id for d in docs}
+    for doc_id, source in before.items():
+        if doc_id in present or source in troubled:
+            continue
+        if source in read_now or (prune and not source.startswith("api") and path.is_dir()):
+            if store.delete(brand, doc_id):
+                report.removed.append(doc_id)
     report.seconds = round(time.perf_counter() - started, 3)
     return report

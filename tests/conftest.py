@@ -58,3 +58,55 @@ def client(tactful, fake_llm):
     fake_llm.reset()
     with httpx.Client(base_url=tactful, timeout=30) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real `chroma run` server (the CLI ships in the chromadb package) on a free port: the
+    scale-out path, tested with the same code as the embedded store."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    if exe is None:
+        pytest.fail("the chroma CLI is missing: chromadb is a dependency, reinstall with `make install`")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path_factory.mktemp("chroma-server")
+    proc = subprocess.Popen([exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"chroma run did not start on port {port}")
+        time.sleep(0.2)
+    yield ("127.0.0.1", port)
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(params=["embedded", "chroma-server"])
+def fresh_store(request, tmp_path):
+    """An empty knowledge store: embedded (PersistentClient) or a real Chroma server."""
+    from knowledge.store import KnowledgeStore
+
+    if request.param == "embedded":
+        return KnowledgeStore(Settings(data_dir=tmp_path, _env_file=None))
+    host, port = request.getfixturevalue("chroma_server")
+    store = KnowledgeStore(Settings(data_dir=tmp_path, chroma_host=host, chroma_port=port, _env_file=None))
+    for col in store.client.list_collections():  # a clean server for every test
+        store.client.delete_collection(col if isinstance(col, str) else col.name)
+    return store

@@ -12,11 +12,6 @@ from knowledge.store import KnowledgeStore, UnknownBrand
 from tests.conftest import ACME
 
 
-@pytest.fixture
-def fresh_store(tmp_path):
-    return KnowledgeStore(Settings(data_dir=tmp_path, _env_file=None))
-
-
 def test_sample_brand_is_complete(store):
     docs = store.documents("acme")
     faqs = [d for d in docs if d["kind"] == "faq"]
@@ -154,3 +149,35 @@ def test_embedding_failure_reaches_every_waiter():
         return await asyncio.gather(*(embedder("x") for _ in range(5)), return_exceptions=True)
 
     assert all(isinstance(r, RuntimeError) for r in asyncio.run(main()))
+
+
+def test_an_entry_removed_from_a_file_leaves_no_orphan_and_prune_removes_vanished_files(fresh_store, tmp_path):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    faqs = kb / "faqs.yaml"
+    faqs.write_text("- {id: faq-a, question: 'Opening hours?', answer: 'We open at 8.'}\n"
+                    "- {id: faq-b, question: 'Parking?', answer: 'Free parking behind the shop.'}\n")
+    (kb / "voice.md").write_text("# Tone\nWarm and plain.\n")
+    first = ingest(fresh_store, "shop", kb)
+    assert sorted(first.added) == ["faq-a", "faq-b", "voice"]
+    again = ingest(fresh_store, "shop", kb)
+    assert again.wrote_nothing and "nothing to write" in again.summary("shop")
+    # faq-b leaves the file: its chunks go too
+    faqs.write_text("- {id: faq-a, question: 'Opening hours?', answer: 'We open at 8.'}\n")
+    assert ingest(fresh_store, "shop", kb).removed == ["faq-b"]
+    assert {h.id for h in fresh_store.search("shop", "parking", k=5)} == {"faq-a", "voice"}
+    # a vanished file is only removed with prune
+    (kb / "voice.md").unlink()
+    assert ingest(fresh_store, "shop", kb).removed == []
+    assert ingest(fresh_store, "shop", kb, prune=True).removed == ["voice"]
+    assert [d["id"] for d in fresh_store.documents("shop")] == ["faq-a"]
+
+
+def test_a_file_with_a_problem_never_loses_its_documents(fresh_store, tmp_path):
+    faqs = tmp_path / "faqs.yaml"
+    faqs.write_text("- {id: faq-a, question: 'Q?', answer: 'A.'}\n- {id: faq-b, question: 'R?', answer: 'B.'}\n")
+    ingest(fresh_store, "shop", faqs)
+    faqs.write_text("- {id: faq-a, question: 'Q?', answer: 'A.'}\n- {id: faq-b, question: 'R?'}\n")  # answer lost by mistake
+    report = ingest(fresh_store, "shop", tmp_path, prune=True)
+    assert report.removed == [] and report.problems
+    assert {d["id"] for d in fresh_store.documents("shop")} == {"faq-a", "faq-b"}

@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import get_services
 from api.pipeline import Services
+from api.errors import APIError
 from api.schemas import ErrorResponse
+from knowledge.documents import MAX_DOCUMENT_CHARS, Document, brand_ok
 
 router = APIRouter(tags=["knowledge"], responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
 
@@ -44,3 +46,71 @@ async def search(brand: str, body: SearchRequest, svc: Services = Depends(get_se
 @router.get("/v1/brands/{brand}/documents", summary="List a brand's documents")
 async def documents(brand: str, svc: Services = Depends(get_services)) -> dict:
     return {"documents": await run_in_threadpool(svc.store.documents, brand)}
+
+
+class DocumentIn(BaseModel):
+    """A voice guide or an FAQ. An FAQ may be given as question + answer, like the FAQ files."""
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=128, examples=["faq-gift-cards"])
+    kind: Literal["faq", "voice"] = "faq"
+    title: str | None = Field(None, max_length=500)
+    text: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS)
+    question: str | None = Field(None, max_length=500, description="FAQ question (instead of title).")
+    answer: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS, description="FAQ answer (instead of text).")
+    language: str = Field("en", min_length=2, max_length=8)
+    url: str | None = Field(None, max_length=2000)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+
+
+class DocumentsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    documents: list[DocumentIn] = Field(min_length=1, max_length=100)
+
+
+class DocumentsWritten(BaseModel):
+    brand: str
+    added: list[str]
+    updated: list[str]
+    unchanged: list[str]
+
+
+def _to_document(i: int, d: DocumentIn) -> Document:
+    title, text = d.title or d.question, d.text or d.answer
+    for name, value in (("title" if d.kind == "voice" or d.title else "question", title),
+                        ("text" if d.kind == "voice" or d.text else "answer", text)):
+        if not (value or "").strip():
+            raise APIError(422, "invalid_document", f"documents[{i}] ({d.id}) has no {name}; "
+                           "an FAQ needs question and answer (or title and text)", f"documents.{i}.{name}")
+    try:
+        return Document(id=d.id, kind=d.kind, title=title.strip(), text=text.strip(), language=d.language, source="api",
+                        url=d.url, tags=d.tags)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(map(str, err["loc"]))
+        raise APIError(422, "invalid_document", f"documents[{i}].{loc}: {err['msg']}", f"documents.{i}.{loc}") from exc
+
+
+@router.post("/v1/brands/{brand}/documents", response_model=DocumentsWritten,
+             summary="Add or update documents (a new brand is created by its first document)")
+async def write_documents(brand: str, body: DocumentsIn, svc: Services = Depends(get_services)) -> DocumentsWritten:
+    if not brand_ok(brand):
+        raise APIError(422, "invalid_brand", "brand names are 2-63 lowercase letters, digits, '-' or '_'", "brand")
+    ids = [d.id for d in body.documents]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise APIError(422, "duplicate_id", f"document id {dup!r} appears twice in this request", "documents")
+    # Every document is validated before any is written: a bad one in the batch writes nothing.
+    docs = [_to_document(i, d) for i, d in enumerate(body.documents)]
+    written = DocumentsWritten(brand=brand, added=[], updated=[], unchanged=[])
+    for doc in docs:  # each document is all in or all out (KnowledgeStore.upsert)
+        outcome = await run_in_threadpool(svc.store.upsert, brand, doc)
+        getattr(written, outcome).append(doc.id)
+    return written
+
+
+@router.delete("/v1/brands/{brand}/documents/{doc_id}", status_code=204, response_class=Response,
+               summary="Remove one document and all its chunks")
+async def delete_document(brand: str, doc_id: str, svc: Services = Depends(get_services)) -> Response:
+    if not await run_in_threadpool(svc.store.delete, brand, doc_id):
+        raise APIError(404, "document_not_found", f"brand {brand!r} has no document {doc_id!r}", "doc_id")
+    return Response(status_code=204)
