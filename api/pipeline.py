@@ -25,6 +25,7 @@ from guardrails import CheckContext, Finding, check, is_blocking
 from guardrails.policy import Policy, fix, load_policy
 from guardrails.triage import Triage, analyze, is_unclear, language_name, with_judgement
 from knowledge.embeddings import QueryEmbedder
+from knowledge.glossary import expand_query
 from knowledge.store import Hit, KnowledgeStore, lexical_tokens
 from prompts import templates
 from prompts.tokens import fit_to_budget
@@ -70,12 +71,13 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     timer.lap("triage")
 
     # retrieve: the best FAQs above the relevance cut-off, and the voice rules closest to this message
-    vector = await svc.embed_query(req.message)
-    search = partial(svc.store.search, req.brand, req.message, svc.settings.knowledge_k, ["faq"], None,
+    query = expand_query(req.message, triage.language)  # + English words for id/ro/zh support terms
+    vector = await svc.embed_query(query)
+    search = partial(svc.store.search, req.brand, query, svc.settings.knowledge_k, ["faq"], None,
                      svc.settings.knowledge_min_score, vector)
     # sub-millisecond when the brand's mirror is fresh; otherwise a thread (a round trip to Chroma)
     faqs = search() if svc.store.in_memory(req.brand) else await run_in_threadpool(search)
-    voice = (await run_in_threadpool(svc.store.search_chunks, req.brand, req.message, 2, ["voice"], None, vector)
+    voice = (await run_in_threadpool(svc.store.search_chunks, req.brand, query, 2, ["voice"], None, vector)
              if template.voice_budget else [])
     timer.lap("retrieve")
 
