@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     chroma_port: int = Field(8000, description="Chroma server port.")
     knowledge_k: int = Field(3, description="How many FAQs to retrieve per message.")
     knowledge_exact_max_chunks: int = Field(20000, description="Brands up to this many chunks are searched exactly in memory; larger ones through Chroma's ANN index.")
-    knowledge_min_score: float = Field(0.45, description="Hybrid relevance score below which an FAQ is too weak to reach the prompt.")
+    knowledge_min_score: float = Field(0.35, description="Hybrid relevance score below which an FAQ is too weak to reach the prompt.")
 
     @property
     def chroma_path(self) -> Path:
