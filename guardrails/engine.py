@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guardrails.finding import Finding, Severity
-from guardrails.triggers import TriggerIndex, required_literals
+from guardrails.triggers import TriggerIndex, required_alternatives
 
 RULES_DIR = Path(__file__).parent / "rules"
 TRIAGE_FAMILIES = frozenset({"seriousness", "sentiment", "troll"})
@@ -77,7 +77,8 @@ class RuleFile(BaseModel):
 
 
 class CompiledRule:
-    __slots__ = ("rule", "lang", "family", "severity", "rx", "before", "after", "required_before", "full_id", "triggers")
+    __slots__ = ("rule", "lang", "family", "severity", "rx", "before", "after", "required_before", "full_id", "triggers",
+                 "trigger_sets")
 
     def __init__(self, rule: Rule, file: RuleFile):
         self.rule, self.lang, self.family = rule, file.lang, file.family
@@ -87,7 +88,11 @@ class CompiledRule:
         self.before = re.compile(f"(?:{rule.unless_before})$", re.IGNORECASE) if rule.unless_before else None
         self.after = re.compile(rule.unless_after, re.IGNORECASE) if rule.unless_after else None
         self.required_before = re.compile(f"(?:{rule.requires_before})$", re.IGNORECASE) if rule.requires_before else None
-        self.triggers = required_literals(rule.pattern) or frozenset(t.casefold() for t in rule.triggers) or None
+        derived = required_alternatives(rule.pattern)
+        given = frozenset(t.casefold() for t in rule.triggers)
+        self.trigger_sets = derived or (((given,),) if given else ())
+        # one set every match needs (the union over alternatives of each one's best set): tests and docs
+        self.triggers = frozenset().union(*(alt[0] for alt in self.trigger_sets)) if self.trigger_sets else None
 
 
 class CheckContext(BaseModel):
@@ -126,7 +131,7 @@ def rules_for(lang: str, rules_dir: Path = RULES_DIR) -> tuple[CompiledRule, ...
 
 @lru_cache(maxsize=None)
 def _index_for(lang: str) -> TriggerIndex:
-    return TriggerIndex(cr.triggers for cr in rules_for(lang))
+    return TriggerIndex(cr.trigger_sets for cr in rules_for(lang))
 
 
 def available_languages(rules_dir: Path = RULES_DIR) -> list[str]:

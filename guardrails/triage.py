@@ -86,7 +86,7 @@ def _cues(family: str) -> tuple[CompiledRule, ...]:
 
 @lru_cache(maxsize=None)
 def _cue_index(family: str) -> TriggerIndex:
-    return TriggerIndex(cue.triggers for cue in _cues(family))
+    return TriggerIndex(cue.trigger_sets for cue in _cues(family))
 
 
 def _matches(family: str, text: str, folded: str | None = None) -> list[Reason]:

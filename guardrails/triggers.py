@@ -32,12 +32,77 @@ _REPEATS = {C.MAX_REPEAT, C.MIN_REPEAT} | ({C.POSSESSIVE_REPEAT} if hasattr(C, "
 def required_literals(pattern: str) -> frozenset[str] | None:
     """Case-folded strings of which every match of `pattern` contains at least one, or None
     when no such set exists (then the rule always runs)."""
+    sets = required_literal_sets(pattern)
+    return sets[0] if sets else None
+
+
+def required_literal_sets(pattern: str) -> tuple[frozenset[str], ...]:
+    """Every such set the pattern's top level guarantees, most selective first: a match of
+    `you\s+should\s+have\s+(?:read|checked)` contains "should" AND "have" AND one of read/checked.
+    Requiring all of them, not just one, is what keeps common words from waking a rule up."""
     try:
         parsed = parser.parse(pattern, re.IGNORECASE)
     except re.error:
-        return None
-    found = _required(list(parsed))
-    return found if found and all(_selective(s) for s in found) else None
+        return ()
+    found = [c for c in _candidates(list(parsed)) if all(_selective(s) for s in c)]
+    return tuple(sorted(set(found), key=_score, reverse=True))
+
+
+Requirement = tuple[frozenset[str], ...]  # every set must have a string in the text
+
+
+def required_alternatives(pattern: str, limit: int = 64) -> tuple[Requirement, ...]:
+    """The pattern as alternatives, each with what it requires: `\b(?:your\s+fault|user\s+error)`
+    is "your" AND "fault", or "user" AND "error". A rule is worth running when one alternative's
+    requirement holds. Empty when some alternative requires nothing (the rule always runs)."""
+    try:
+        parsed = parser.parse(pattern, re.IGNORECASE)
+    except re.error:
+        return ()
+    out = []
+    for alternative in _alternatives(list(parsed), limit):
+        sets = sorted({c for c in alternative if all(_selective(s) for s in c)}, key=_score, reverse=True)
+        if not sets:
+            return ()
+        out.append(tuple(sets))
+    return tuple(out)
+
+
+def _alternatives(items: Sequence, limit: int) -> list[list[frozenset[str]]]:
+    """A sequence as a disjunction of conjunctions, expanding alternations while the number of
+    alternatives stays within `limit` (beyond it an alternation counts as the union of its parts)."""
+    alts: list[list[frozenset[str]]] = [[]]
+    run: list[str] = [""]
+
+    def flush() -> None:
+        if all(run):
+            literal = frozenset(r.casefold() for r in run)
+            for alt in alts:
+                alt.append(literal)
+        run[:] = [""]
+
+    for op, av in items:
+        if op is C.LITERAL:
+            run[:] = [r + chr(av) for r in run]
+            continue
+        exact = _exact([(op, av)])
+        if exact and len(run) * len(exact) <= 32:
+            run[:] = [r + e for r in run for e in sorted(exact)]
+            continue
+        flush()
+        inner: list[list[frozenset[str]]] | None = None
+        if op is C.SUBPATTERN:
+            inner = _alternatives(list(av[-1]), limit)
+        elif op is C.BRANCH:
+            inner = [alt for branch in av[1] for alt in _alternatives(list(branch), limit)]
+        # a product of alternations multiplies; a plain alternation only adds (up to 8x the limit)
+        if inner is not None and len(alts) * len(inner) <= (limit * 8 if len(alts) == 1 else limit):
+            alts = [a + b for a in alts for b in inner]
+            continue
+        for alt in alts:
+            alt.extend(_candidates([(op, av)]))
+    flush()
+    return alts
 
 
 def _selective(literal: str) -> bool:
@@ -84,6 +149,13 @@ def _score(options: frozenset[str]) -> tuple[int, int]:
 
 
 def _required(items: Sequence) -> frozenset[str] | None:
+    candidates = _candidates(items)
+    return max(candidates, key=_score) if candidates else None
+
+
+def _candidates(items: Sequence) -> list[frozenset[str]]:
+    """For a sequence: one set per element that guarantees a literal; a match contains one
+    string of every set."""
     candidates: list[frozenset[str]] = []
     # The literal run so far, as alternatives: a small class multiplies them, so "r[aă]n" is {"ran", "răn"}.
     run: list[str] = [""]
@@ -126,34 +198,43 @@ def _required(items: Sequence) -> frozenset[str] | None:
         if sub:
             candidates.append(sub)
     flush()
-    if not candidates:
-        return None
-    return max(candidates, key=_score)
+    return candidates
 
 
 class TriggerIndex:
-    """Maps a text to the indices of the rules that might match it."""
+    """Maps a text to the indices of the rules that might match it: those with an alternative
+    whose every required set has a string in the text, found in one Aho-Corasick pass."""
 
-    def __init__(self, trigger_sets: Iterable[frozenset[str] | None]):
+    def __init__(self, requirements: Iterable[Sequence[Requirement] | None]):
         self.always: list[int] = []
-        by_word: dict[str, list[int]] = {}
-        for i, triggers in enumerate(trigger_sets):
-            if not triggers:
-                self.always.append(i)
+        self.entries: list[tuple[int, tuple[frozenset[int], ...]]] = []  # (rule, its alternative as literal ids)
+        self.by_first: dict[int, list[int]] = {}  # literal id -> entries whose most selective set holds it
+        ids: dict[str, int] = {}
+        for rule, alternatives in enumerate(requirements):
+            if not alternatives:
+                self.always.append(rule)
                 continue
-            for word in triggers:
-                by_word.setdefault(word, []).append(i)
+            for alternative in alternatives:
+                as_ids = tuple(frozenset(ids.setdefault(word, len(ids)) for word in s) for s in alternative)
+                for word_id in as_ids[0]:
+                    self.by_first.setdefault(word_id, []).append(len(self.entries))
+                self.entries.append((rule, as_ids))
         self.automaton = ahocorasick.Automaton()
-        for word, rules in by_word.items():
-            self.automaton.add_word(word, tuple(rules))
-        self.empty = not by_word
+        for word, word_id in ids.items():
+            self.automaton.add_word(word, word_id)
+        self.empty = not ids
         if not self.empty:
             self.automaton.make_automaton()
 
     def candidates(self, folded: str) -> list[int]:
         """Rule indices in their original order; `folded` is the text after str.casefold()."""
         hit = set(self.always)
-        if not self.empty:
-            for _end, rules in self.automaton.iter(folded):
-                hit.update(rules)
+        if self.empty:
+            return sorted(hit)
+        found = {word_id for _end, word_id in self.automaton.iter(folded)}
+        for word_id in found:
+            for entry in self.by_first.get(word_id, ()):
+                rule, sets = self.entries[entry]
+                if rule not in hit and all(not s.isdisjoint(found) for s in sets[1:]):
+                    hit.add(rule)
         return sorted(hit)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from guardrails.triggers import TriggerIndex, required_literals
+from guardrails.triggers import TriggerIndex, required_alternatives, required_literal_sets, required_literals
 
 
 @pytest.mark.parametrize("pattern,expected", [
@@ -34,7 +34,7 @@ def test_index_never_skips_a_rule_that_matches():
     patterns = [r"\bjust\s+(?:click|tap)\b", r"\byou\s+should\s+have\b(?!\s+received)", r"(?:哈哈|😂)",
                 r"\bif\s+you(?:\s+had|'d)\s+read", r"\b(?:it'?s|that'?s)\s+(?:so\s+)?easy\b", r"\w+@\w+", r"!{2,}"]
     compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
-    index = TriggerIndex(required_literals(p) for p in patterns)
+    index = TriggerIndex(required_alternatives(p) for p in patterns)
     words = ["Just", "click", "JUST", "tap", "you", "should", "have", "received", "哈哈", "😂", "If", "you'd",
              "read", "it's", "That's", "so", "EASY", "a@b", "!", "!!", "ſ", "Justice", "adjust"]
     rng = random.Random(7)
@@ -59,3 +59,20 @@ def test_small_character_classes(pattern, expected):
 def test_classes_inside_words_multiply_the_literal():
     assert required_literals(r"\br[aă]nit\b") == {"ranit", "rănit"}
     assert required_literals(r"(?:it|i[tț]i)") == {"it", "iti", "iți"}
+
+
+def test_a_rule_needs_every_required_set():
+    assert set(required_literal_sets(r"\byou\s+should\s+have\s+(?:read|checked)")) == {
+        frozenset({"should"}), frozenset({"have"}), frozenset({"you"}), frozenset({"read", "checked"})}
+    index = TriggerIndex([required_alternatives(r"\byou\s+should\s+have\s+(?:read|checked)")])
+    assert index.candidates("you should have read it") == [0]
+    assert index.candidates("you should have received it") == []  # "read" missing: the regex is not run
+
+
+def test_alternatives_each_carry_their_own_requirement():
+    alts = required_alternatives(r"\b(?:it\s+is|that'?s)\s+your\s+fault\b|\buser\s+error\b")
+    assert {frozenset().union(*a) for a in alts} >= {frozenset({"user", "error"})}
+    index = TriggerIndex([alts])
+    assert index.candidates("a user error") == [0]
+    assert index.candidates("your order had an error") == []  # "your" and "error", but from different alternatives
+    assert required_alternatives(r"foo|\w+") == ()  # an alternative that needs nothing: always run
