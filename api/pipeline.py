@@ -18,6 +18,7 @@ from functools import partial
 
 from starlette.concurrency import run_in_threadpool
 
+from api.errors import APIError
 from api.llm import ChatResult, LLMClient, LLMUnavailable
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
@@ -63,8 +64,12 @@ class _Timer:
 async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     timer = _Timer()
     template = templates.load(req.prompt)  # unknown template: 404 before any work
+    if template.purpose != "suggest":
+        raise APIError(422, "wrong_prompt", f"prompt {req.prompt!r} is a {template.purpose} template; "
+                       "use a suggest template (GET /v1/prompts)", "prompt")
 
-    # triage
+    # triage, while the message's embedding is computed on the other core
+    embedding = asyncio.ensure_future(svc.embed_query(req.message))
     triage = analyze(req.message, language=req.language)
     if svc.settings.triage_judge and is_unclear(triage):  # off by default: never on the fast path
         triage = await judge(svc, triage, req.message)
@@ -72,7 +77,11 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
 
     # retrieve: the best FAQs above the relevance cut-off, and the voice rules closest to this message
     query = expand_query(req.message, triage.language)  # + English words for id/ro/zh support terms
-    vector = await svc.embed_query(query)
+    if query == req.message:
+        vector = await embedding
+    else:  # the expanded query is what must be embedded
+        embedding.cancel()
+        vector = await svc.embed_query(query)
     search = partial(svc.store.search, req.brand, query, svc.settings.knowledge_k, ["faq"], None,
                      svc.settings.knowledge_min_score, vector)
     # sub-millisecond when the brand's mirror is fresh; otherwise a thread (a round trip to Chroma)

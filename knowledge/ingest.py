@@ -22,6 +22,7 @@ from knowledge.store import KnowledgeStore
 
 FAQ_SUFFIXES = {".yaml", ".yml", ".json", ".jsonl", ".csv"}
 SUFFIXES = FAQ_SUFFIXES | {".md", ".markdown"}
+INGEST_BATCH = 64  # documents per store write: one embedding batch and one Chroma call instead of 64
 
 
 @dataclass
@@ -180,11 +181,12 @@ def ingest(store: KnowledgeStore, brand: str, path: Path, progress=None, prune: 
         return report
     docs, report.problems = collect(path)
     before = {d["id"]: d["source"] for d in store.documents(brand)} if brand in store.brands() else {}
-    for doc in docs:
-        outcome = store.upsert(brand, doc)
-        getattr(report, outcome).append(doc.id)
-        if progress:
-            progress(doc)
+    for start in range(0, len(docs), INGEST_BATCH):
+        batch = docs[start:start + INGEST_BATCH]
+        for doc, outcome in zip(batch, store.upsert_many(brand, batch)):
+            getattr(report, outcome).append(doc.id)
+            if progress:
+                progress(doc)
     root = path if path.is_dir() else path.parent
     read_now = {str(f.relative_to(root)) for f in knowledge_files(path)}
     troubled = {p.path for p in report.problems}

@@ -24,7 +24,7 @@ _PREFIX = "brand-"
 # MiniLM alone misses "arrived broken" -> the damaged-item FAQ when a message mixes topics;
 # the lexical signal catches the shared words.
 VECTOR_WEIGHT = 0.7
-# Other workers' writes become visible after at most this many seconds; this process's own at once.
+# Other workers' writes become visible a moment after this many seconds; this process's own at once.
 VERSION_CHECK_SECONDS = 2.0
 _TOKEN = re.compile(r"[\u4e00-\u9fff]+|[^\W_]+", re.UNICODE)
 
@@ -119,6 +119,7 @@ class KnowledgeStore:
         self._collections: dict[str, object] = {}
         self._indexes: dict[str, _BrandIndex] = {}
         self._lock = threading.Lock()
+        self._refreshing: set[str] = set()
 
     # -- brands ---------------------------------------------------------------
     def brands(self) -> list[str]:
@@ -292,10 +293,31 @@ class KnowledgeStore:
         return hits
 
     def _index(self, brand: str) -> _BrandIndex:
+        """The brand's mirror. A stale one is still served while a background thread checks
+        the version (stale-while-revalidate): the Chroma round trip never lands on a request,
+        and other workers' writes show up a moment after the interval instead of on it."""
         cached = self._indexes.get(brand)
+        if cached is None:
+            return self._load_index(brand, None)
+        if time.monotonic() - cached.checked >= VERSION_CHECK_SECONDS:
+            with self._lock:
+                start = brand not in self._refreshing
+                self._refreshing.add(brand)
+            if start:
+                threading.Thread(target=self._refresh, args=(brand, cached), daemon=True).start()
+        return cached
+
+    def _refresh(self, brand: str, cached: _BrandIndex) -> None:
+        try:
+            self._load_index(brand, cached)
+        except Exception:  # the store is down: keep serving the mirror; the next search tries again
+            pass
+        finally:
+            with self._lock:
+                self._refreshing.discard(brand)
+
+    def _load_index(self, brand: str, cached: _BrandIndex | None) -> _BrandIndex:
         now = time.monotonic()
-        if cached and now - cached.checked < VERSION_CHECK_SECONDS:
-            return cached
         col = self._fetch(brand)  # not the cached handle: the version lives in fresh metadata
         version = (col.metadata or {}).get("tactful_version", "")
         if cached and cached.version == version:
@@ -325,9 +347,9 @@ class KnowledgeStore:
         return index
 
     def in_memory(self, brand: str) -> bool:
-        """True when a search for `brand` needs no I/O: its mirror is loaded, recent and holds the vectors."""
+        """True when a search for `brand` needs no I/O: its mirror is loaded and holds the vectors."""
         index = self._indexes.get(brand)
-        return bool(index and index.vectors is not None and time.monotonic() - index.checked < VERSION_CHECK_SECONDS)
+        return bool(index and index.vectors is not None)
 
     def _cosine_by_doc(self, brand: str, index: _BrandIndex, text: str, k: int, kinds: list[str] | None,
                        language: str | None, vector: np.ndarray | None) -> np.ndarray:

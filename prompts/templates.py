@@ -8,6 +8,7 @@ can say exactly what to fix.
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
+from typing import Literal
 from pathlib import Path
 
 import jinja2
@@ -48,6 +49,8 @@ class PromptTemplate(BaseModel):
     system: str
     user: str
     params: PromptParams = Field(default_factory=PromptParams)
+    purpose: Literal["suggest", "repair", "triage_judge"] = Field(
+        "suggest", description="What the pipeline uses it for; only `suggest` templates can be asked for in /v1/suggest.")
     knowledge_budget: int = Field(600, ge=0, description="Tokens of retrieved FAQs the prompt may carry.")
     voice_budget: int = Field(0, ge=0, description="Tokens of brand-voice guide sections the prompt may carry (0: none).")
 

@@ -169,6 +169,12 @@ def test_bad_requests_get_4xx_json_naming_the_field(client, fake_llm, patch, fie
     assert fake_llm.requests == [], "a bad request must not reach the LLM"
 
 
+def test_an_internal_template_cannot_be_asked_for(client, fake_llm):
+    r = suggest(client, prompt="repair")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "prompt"
+    assert len(fake_llm.requests) == 0
+
+
 def test_missing_field_and_invalid_json(client):
     r = client.post("/v1/suggest", json={"brand": "acme"})
     assert r.status_code == 422 and r.json()["error"]["field"] == "message"

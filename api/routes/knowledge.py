@@ -102,8 +102,8 @@ async def write_documents(brand: str, body: DocumentsIn, svc: Services = Depends
     # Every document is validated before any is written: a bad one in the batch writes nothing.
     docs = [_to_document(i, d) for i, d in enumerate(body.documents)]
     written = DocumentsWritten(brand=brand, added=[], updated=[], unchanged=[])
-    for doc in docs:  # each document is all in or all out (KnowledgeStore.upsert)
-        outcome = await run_in_threadpool(svc.store.upsert, brand, doc)
+    # each document is all in or all out (KnowledgeStore.upsert_many)
+    for doc, outcome in zip(docs, await run_in_threadpool(svc.store.upsert_many, brand, docs)):
         getattr(written, outcome).append(doc.id)
     return written
 
