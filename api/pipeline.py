@@ -23,6 +23,7 @@ from api.llm import ChatResult, LLMClient, LLMUnavailable
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
 from guardrails import CheckContext, Finding, check, is_blocking
+from guardrails.channels import limit_for
 from guardrails.policy import Policy, fix, load_policy
 from guardrails.triage import Triage, analyze, is_unclear, language_name, with_judgement
 from knowledge.embeddings import QueryEmbedder
@@ -100,12 +101,13 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         "language_name": language_name(triage.language), "serious": triage.serious, "categories": triage.categories,
         "voice": voice, "faqs": faqs, "history": [t.model_dump() for t in req.history],
         "customer_name": req.customer_name, "message": req.message, "max_words": template.params.max_words,
-        "tone": req.tone,
+        "tone": req.tone, "max_chars": limit_for(req.channel),
     })
     timer.lap("render")
 
     # generate -> guard -> repair (fix / reask / block, by the brand's policy), one more round if nothing passed
-    context = CheckContext(language=triage.language, serious=triage.serious, message=req.message, check_language=True)
+    context = CheckContext(language=triage.language, serious=triage.serious, message=req.message, check_language=True,
+                           channel=req.channel)
     policy = load_policy(req.brand)
     params = template.params
     drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft

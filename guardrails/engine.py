@@ -102,6 +102,7 @@ class CheckContext(BaseModel):
     serious: bool = False
     message: str | None = None  # the customer's message, when known: a draft must not parrot it
     check_language: bool = False  # block a draft confidently in another language than `language`
+    channel: str | None = None  # the channel's length limit and shape (guardrails/channels.yaml)
 
 
 def normalise(text: str) -> str:
@@ -181,6 +182,10 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
                 findings.append(Finding.model_construct(
                     rule=cr.full_id, family=cr.family, severity=severity, lang=cr.lang, start=start, end=end,
                     match=text[start:end], message=cr.rule.message, suggestion=cr.rule.suggestion))
+    if context.channel:
+        from guardrails.channels import check_channel
+
+        findings.extend(check_channel(text, context.channel, context.language))
     findings.sort(key=lambda f: (f.start, f.end, f.rule))
     return findings
 

@@ -26,6 +26,7 @@ _PREFIX = "brand-"
 VECTOR_WEIGHT = 0.7
 # Other workers' writes become visible a moment after this many seconds; this process's own at once.
 VERSION_CHECK_SECONDS = 2.0
+MIRROR_PAGE = 10_000
 _TOKEN = re.compile(r"[\u4e00-\u9fff]+|[^\W_]+", re.UNICODE)
 
 
@@ -323,8 +324,15 @@ class KnowledgeStore:
         if cached and cached.version == version:
             cached.checked = now
             return cached
-        with_vectors = col.count() <= self.settings.knowledge_exact_max_chunks
-        got = col.get(include=["metadatas", "documents", "embeddings"] if with_vectors else ["metadatas", "documents"])
+        count = col.count()
+        with_vectors = count <= self.settings.knowledge_exact_max_chunks
+        include = ["metadatas", "documents", "embeddings"] if with_vectors else ["metadatas", "documents"]
+        got: dict[str, list] = {"ids": [], "metadatas": [], "documents": [], "embeddings": []}
+        for offset in range(0, count, MIRROR_PAGE):  # pages: one get of 100k rows exceeds SQLite's variable limit
+            page = col.get(include=include, limit=MIRROR_PAGE, offset=offset)
+            for key in got:
+                if page.get(key) is not None:
+                    got[key].extend(page[key])
         meta: dict[str, dict] = {}
         parts: dict[str, list[tuple[int, str]]] = {}
         for m, d in zip(got["metadatas"], got["documents"]):

@@ -10,7 +10,7 @@ from prompts.tokens import count_tokens, fit_to_budget, seed_tiktoken_cache
 def _vars(**over):
     base = {"brand": "acme", "channel": "twitter", "visibility": "public", "language_name": "English", "serious": True,
             "categories": ["financial"], "voice": [], "faqs": [], "history": [], "customer_name": None,
-            "message": "hi", "max_words": 60, "tone": None}
+            "message": "hi", "max_words": 60, "tone": None, "max_chars": 280}
     base.update(over)
     return base
 
