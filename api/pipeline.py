@@ -107,7 +107,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
 
     # generate -> guard -> repair (fix / reask / block, by the brand's policy), one more round if nothing passed
     context = CheckContext(language=triage.language, serious=triage.serious, message=req.message, check_language=True,
-                           channel=req.channel)
+                           channel=req.channel, visibility=req.visibility)
     policy = load_policy(req.brand)
     params = template.params
     drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft

@@ -101,6 +101,8 @@ class CheckRequest(BaseModel):
     message: str | None = Field(None, max_length=4000, description="The customer's message it answers (decides seriousness).")
     language: str | None = Field(None, min_length=2, max_length=8)
     brand: str | None = Field(None, max_length=63)
+    channel: Channel | None = Field(None, description="Apply this channel's length limit and shape.")
+    visibility: Literal["public", "private"] = Field("public", description="Private replies may carry order numbers and emails.")
 
 
 class CheckResponse(BaseModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Literal
 from pathlib import Path
 
 import yaml
@@ -49,7 +50,9 @@ class Rule(BaseModel):
     requires_before: str | None = Field(None, description="Flag only when this regex matches the text just before the match "
                                         "(a variable-width lookbehind: the span can then be just the word to fix).")
     unless_after: str | None = Field(None, description="Skip when this regex matches the text right after the match.")
-    when: str | None = Field(None, description="'serious': blocking only when the customer's message is serious; a warning otherwise.")
+    when: Literal["serious", "public"] | None = Field(
+        None, description="'serious': blocking only when the customer's message is serious, a warning otherwise; "
+                          "'public': only in a public reply (a private message may carry an order number).")
     category: str | None = Field(None, description="Triage cue files only: the category (or polarity) this cue signals.")
     skip_quoted: bool = True
     severity: Severity | None = None
@@ -103,6 +106,7 @@ class CheckContext(BaseModel):
     message: str | None = None  # the customer's message, when known: a draft must not parrot it
     check_language: bool = False  # block a draft confidently in another language than `language`
     channel: str | None = None  # the channel's length limit and shape (guardrails/channels.yaml)
+    visibility: str = "public"  # rules with `when: public` apply to public replies only
 
 
 def normalise(text: str) -> str:
@@ -163,6 +167,8 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
         rules = rules_for(lang)
         for i in _index_for(lang).candidates(folded):  # only the rules whose required words are in the text
             cr = rules[i]
+            if cr.rule.when == "public" and context.visibility != "public":
+                continue
             for m in cr.rx.finditer(norm):
                 start, end = m.span()
                 if start == end:

@@ -40,13 +40,15 @@ class Checked:
                 "findings": [f.model_dump() for f in self.findings]}
 
 
-def check_reply(text: str, message: str | None = None, language: str | None = None, brand: str | None = None) -> Checked:
+def check_reply(text: str, message: str | None = None, language: str | None = None, brand: str | None = None,
+                channel: str | None = None, visibility: str = "public") -> Checked:
     if message:
         triage = analyze(message, language=language)
         language, serious = triage.language, triage.serious
     else:
         language, serious = language or detect_language(text), False
-    findings = load_policy(brand).apply(check(text, CheckContext(language=language, serious=serious, message=message)))
+    context = CheckContext(language=language, serious=serious, message=message, channel=channel, visibility=visibility)
+    findings = load_policy(brand).apply(check(text, context))
     return Checked(not is_blocking(findings), language, serious, findings)
 
 

@@ -93,3 +93,23 @@ def test_triage_judge_is_off_by_default_and_only_asked_about_the_unclear_middle(
         fake_llm.reset(Step(content=GOOD), Step(content="I think so, yes"))
         body = on.post("/v1/suggest", json={"brand": "acme", "message": unclear, "n": 1}).json()
         assert body["triage"]["serious"] is False and body["drafts"]
+
+
+def test_a_public_draft_asking_for_the_order_number_is_reasked_and_a_private_one_passes(client, fake_llm):
+    asks = "So sorry about this! Can you reply with your order number so we can check?"
+    fake_llm.reset(Step(content=GOOD), Step(content=asks))
+    body = suggest(client, n=1).json()
+    assert [d["text"] for d in body["drafts"]] == [GOOD]
+    assert body["drafts"][0]["repair"] == "reask"
+    assert {f["family"] for f in body["drafts"][0]["fixed"]} == {"private_data_in_public"}
+    fake_llm.reset(Step(content=asks))
+    body = suggest(client, n=1, visibility="private").json()
+    assert [d["text"] for d in body["drafts"]] == [asks]
+
+
+def test_check_endpoint_takes_channel_and_visibility(client):
+    text = "We refunded the card ending in 4821. " * 10
+    public = client.post("/v1/guardrails/check", json={"text": text, "channel": "twitter"}).json()
+    assert {f["family"] for f in public["findings"]} >= {"private_data_in_public", "channel_length"}
+    private = client.post("/v1/guardrails/check", json={"text": text, "visibility": "private", "channel": "email"}).json()
+    assert private["passed"] is True

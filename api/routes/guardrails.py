@@ -11,7 +11,7 @@ router = APIRouter(tags=["guardrails"], responses={422: {"model": ErrorResponse}
 
 @router.post("/v1/guardrails/check", response_model=CheckResponse, summary="Check a draft reply against the tone guardrails")
 def check_draft(body: CheckRequest) -> CheckResponse:
-    result = check_reply(body.text, body.message, body.language, body.brand)
+    result = check_reply(body.text, body.message, body.language, body.brand, body.channel, body.visibility)
     return CheckResponse(passed=result.passed, language=result.language, serious=result.serious, findings=result.findings)
 
 
