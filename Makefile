@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install ingest bench bench-models lock smoke clean
+.PHONY: run test install ingest bench bench-guardrails bench-retrieval bench-models eval lock smoke clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "tactful needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 2; }
@@ -35,6 +35,20 @@ smoke: install
 bench: install
 	$(PY) benchmarks/suggest_overhead.py --latency 1.0 --workers 1
 	$(PY) benchmarks/suggest_overhead.py --latency 1.0 --workers 2
+
+# Guardrails per draft next to alex (npm, installed into a temp dir), with both tools' F1 (~1 min).
+bench-guardrails: install
+	$(PY) benchmarks/guardrails.py
+
+# Knowledge store queries at 1k/10k/100k chunks next to brute-force numpy (100k takes ~15 min).
+bench-retrieval: install
+	$(PY) benchmarks/retrieval.py
+
+# Precision/recall of the guardrails (tuned corpus and blind held-out set) and retrieval hit@k.
+eval: install
+	$(PY) -m evals.guardrails_eval
+	$(PY) -m evals.guardrails_eval --heldout
+	$(PY) -m evals.retrieval_eval
 
 # The two embedded models on the same messages through the real pipeline (~4 min).
 bench-models: install ingest
