@@ -28,7 +28,8 @@ from guardrails.policy import Policy, fix, load_policy
 from guardrails.triage import Triage, analyze, is_unclear, language_name, with_judgement
 from knowledge.embeddings import QueryEmbedder
 from knowledge.glossary import expand_query
-from knowledge.store import Hit, KnowledgeStore, lexical_tokens
+from knowledge.lexical import lexical_tokens
+from knowledge.store import Hit, KnowledgeStore
 from prompts import templates
 from prompts.tokens import fit_to_budget
 

@@ -18,7 +18,6 @@ import argparse
 import json
 import random
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -74,8 +73,8 @@ def run_size(chunks: int, queries: int, rng: random.Random) -> dict:
         store.embed = RANDOM
         docs = synthetic_docs(chunks // 2, rng)
         t0 = time.perf_counter()
-        for start in range(0, len(docs), 500):
-            store.upsert_many("bench", docs[start:start + 500])
+        for start in range(0, len(docs), 2000):
+            store.upsert_many("bench", docs[start:start + 2000])
         ingest_s = time.perf_counter() - t0
         store.search("bench", "warm up", k=3, kinds=["faq"])  # builds the in-memory mirror
         index = store._indexes["bench"]
@@ -116,7 +115,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
     rng = random.Random(7)
-    rows = [run_size(int(n), args.queries, rng) for n in args.sizes.split(",")]
+    rows = []
+    for n in args.sizes.split(","):
+        rows.append(run_size(int(n), args.queries, rng))
+        print(json.dumps(rows[-1]), flush=True)  # a row as soon as it is measured: 100k takes minutes
     model_rate = embedding_throughput()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

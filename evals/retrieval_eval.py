@@ -19,7 +19,6 @@ from pathlib import Path
 from api.settings import Settings
 from guardrails.triage import detect_language
 from knowledge.glossary import expand_query
-from guardrails.triage import detect_language
 
 QUERIES = Path(__file__).parent / "retrieval" / "queries.jsonl"
 ACME = Path(__file__).resolve().parents[1] / "knowledge" / "brands" / "acme"

@@ -3,7 +3,6 @@ query can never reach another brand's documents."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import uuid
@@ -17,7 +16,7 @@ from chromadb.config import Settings as ChromaSettings
 from api.settings import Settings
 from knowledge.documents import Document, brand_ok
 from knowledge.embeddings import MiniLMEmbeddingFunction
-from knowledge.glossary import fold
+from knowledge.lexical import Postings, lexical_tokens
 
 _PREFIX = "brand-"
 # Hybrid score = VECTOR_WEIGHT * cosine + (1 - VECTOR_WEIGHT) * BM25 scaled to the best match.
@@ -27,22 +26,6 @@ VECTOR_WEIGHT = 0.7
 # Other workers' writes become visible a moment after this many seconds; this process's own at once.
 VERSION_CHECK_SECONDS = 2.0
 MIRROR_PAGE = 10_000
-_TOKEN = re.compile(r"[\u4e00-\u9fff]+|[^\W_]+", re.UNICODE)
-
-
-def lexical_tokens(text: str) -> list[str]:
-    """Words, lower-cased and without diacritics ("comandă" = "comanda", as customers type it);
-    Chinese, which has no spaces, as single characters plus their bigrams (退款 is one word)."""
-    out: list[str] = []
-    for token in _TOKEN.findall(fold(text)):
-        if "\u4e00" <= token[0] <= "\u9fff":
-            out.extend(token)
-            out.extend(token[i:i + 2] for i in range(len(token) - 1))
-        else:
-            out.append(token)
-    return out
-
-
 @dataclass
 class _BrandIndex:
     """A brand's documents mirrored in memory: metadata, full texts, lexical postings, and (for
@@ -54,35 +37,11 @@ class _BrandIndex:
     text: dict[str, str]
     order: list[str]  # document ids; every per-document array below follows this order
     position: dict[str, int]
-    lexical: "_Postings | None"
+    lexical: Postings | None
     chunk_doc: np.ndarray  # per chunk: its document's position in `order`
     chunk_kind: np.ndarray
     chunk_lang: np.ndarray
     vectors: np.ndarray | None  # None: too many chunks, ask Chroma's HNSW index instead
-
-
-class _Postings:
-    """BM25 scores from rank_bm25's statistics, as one numpy add per query word: rank_bm25's own
-    get_scores walks every document in Python for every word, 200 ms at 10k chunks."""
-
-    def __init__(self, bm25: BM25Okapi, n_docs: int):
-        self.n = n_docs
-        rows: dict[str, tuple[list[int], list[float]]] = {}
-        for i, freqs in enumerate(bm25.doc_freqs):
-            norm = bm25.k1 * (1 - bm25.b + bm25.b * bm25.doc_len[i] / bm25.avgdl)
-            for word, f in freqs.items():
-                idx, weight = rows.setdefault(word, ([], []))
-                idx.append(i)
-                weight.append(bm25.idf.get(word, 0.0) * f * (bm25.k1 + 1) / (f + norm))
-        self.rows = {w: (np.asarray(i, dtype=np.int32), np.asarray(v, dtype=np.float32)) for w, (i, v) in rows.items()}
-
-    def scores(self, words: list[str]) -> np.ndarray:
-        out = np.zeros(self.n, dtype=np.float32)
-        for word in words:
-            row = self.rows.get(word)
-            if row is not None:  # a document appears once per word, so a fancy-indexed add is exact
-                out[row[0]] += row[1]
-        return out
 
 
 class StoreUnavailable(RuntimeError):
@@ -347,7 +306,7 @@ class KnowledgeStore:
         if with_vectors and len(got["ids"]):
             vectors = np.asarray(got["embeddings"], dtype=np.float32)
         index = _BrandIndex(version=version, checked=now, meta=meta, text=text, order=order, position=position,
-                            lexical=_Postings(BM25Okapi(corpus), len(order)) if any(corpus) else None,
+                            lexical=Postings(BM25Okapi(corpus), len(order)) if any(corpus) else None,
                             chunk_doc=np.asarray([position[m["doc_id"]] for m in got["metadatas"]], dtype=np.int32),
                             chunk_kind=np.asarray([m["kind"] for m in got["metadatas"]]),
                             chunk_lang=np.asarray([m["language"] for m in got["metadatas"]]), vectors=vectors)

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from api.settings import Settings
 from knowledge.ingest import ingest, parse_file
 from knowledge.store import KnowledgeStore, UnknownBrand
 from tests.conftest import ACME
