@@ -324,10 +324,14 @@ class KnowledgeStore:
         the kinds/language filter excludes."""
         best = np.full(len(index.order), -np.inf, dtype=np.float32)
         if index.vectors is None:  # large brand: Chroma's ANN index does the work
-            for hit in self.search_chunks(brand, text, max(k * 10, 50), kinds, language, vector):
+            # No `where` filter: Chroma applies one by scanning metadata in SQLite (430 ms at 100k
+            # chunks, measured); over-fetch from the index and filter on the mirror instead.
+            for hit in self.search_chunks(brand, text, max(k * 20, 100), None, None, vector):
                 i = index.position.get(hit.id)
-                if i is not None:
-                    best[i] = max(best[i], hit.score)
+                meta = index.meta.get(hit.id, {})
+                if i is None or (kinds and meta.get("kind") not in kinds) or (language and meta.get("language") != language):
+                    continue
+                best[i] = max(best[i], hit.score)
             return best
         # Exact search on the mirror; vectors are L2-normalised, so the dot product is the cosine.
         if vector is None:
