@@ -31,6 +31,7 @@ from knowledge.glossary import expand_query
 from knowledge.lexical import lexical_tokens
 from knowledge.store import Hit, KnowledgeStore
 from prompts import templates
+from prompts.holding import holding_reply, load_holding
 from prompts.tokens import fit_to_budget
 
 CITATION_MIN_SHARED = 2  # words a draft must share with one FAQ and none of the other retrieved ones
@@ -120,7 +121,18 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     for attempt in range(1 + REGENERATE_ROUNDS):
         if attempt and drafts:
             break
-        result: ChatResult = await svc.llm.chat(messages, n=req.n, max_tokens=max_tokens, temperature=temperature)
+        try:
+            result: ChatResult = await svc.llm.chat(messages, n=req.n, max_tokens=max_tokens, temperature=temperature)
+        except LLMUnavailable:
+            # the brand's holding reply ("we've seen this, we'll answer by ...") instead of an error
+            if (held := holding(req, triage, context, policy)) is None:
+                raise
+            timer.lap("generate")
+            return SuggestResponse(
+                id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=[held], blocked=blocked,
+                knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
+                prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
+                timings_ms=timer.total(), holding=True)
         timer.lap("generate")
         usage.add(result)
         model = result.model
@@ -164,6 +176,17 @@ async def judge(svc: Services, triage: Triage, message: str) -> Triage:
         return with_judgement(triage, verdict.get("serious") is True, str(verdict.get("category")))
     except (LLMUnavailable, ValueError, AttributeError):
         return triage
+
+
+def holding(req: SuggestRequest, triage: Triage, context: CheckContext, policy: Policy) -> Draft | None:
+    """The brand's holding reply, guarded like any draft; None when the brand has none or it fails a guardrail."""
+    templates_ = load_holding(req.brand)
+    if templates_ is None:
+        return None
+    text, lang = holding_reply(templates_, triage.language, req.received_at, req.customer_name)
+    # a brand without a template in the customer's language falls back to English on purpose
+    findings = policy.apply(check(text, context.model_copy(update={"language": lang, "check_language": lang == triage.language})))
+    return None if is_blocking(findings) else Draft(text=text, findings=findings)
 
 
 def guard(raw: str, text: str, context: CheckContext, policy: Policy) -> Draft | BlockedDraft | list[Finding]:

@@ -93,6 +93,8 @@ class SuggestResponse(BaseModel):
     model: str
     usage: Usage
     timings_ms: dict[str, float]
+    holding: bool = Field(False, description="The LLM was unavailable: `drafts` holds the brand's holding reply "
+                                             "(prompts/holding/<brand>.yaml), guarded like any draft.")
 
 
 class CheckRequest(BaseModel):

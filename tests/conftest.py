@@ -43,6 +43,8 @@ def store(settings):
     store = KnowledgeStore(settings)
     report = ingest(store, "acme", ACME)
     assert not report.problems, report.problems
+    plain = ingest(store, "plain", ROOT / "tests" / "data" / "plain")  # no holding replies
+    assert not plain.problems, plain.problems
     return store
 
 

@@ -1,0 +1,69 @@
+"""Holding replies: with the LLM down, a brand that has them gets a safe first response, not a 503."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from guardrails import CheckContext, check, is_blocking
+from prompts.holding import HoldingError, holding_reply, load_holding
+from tests.test_suggest_api import COMPLAINT
+
+
+@pytest.fixture(scope="module")
+def down_server(settings, store):
+    from api.app import create_app
+    from tests.servers import ThreadedServer, free_port
+
+    down = settings.model_copy(update={"llm_base_url": f"http://127.0.0.1:{free_port()}/v1"})
+    with ThreadedServer(create_app(down)) as server:
+        yield server.url
+
+
+def test_llm_down_gives_the_brands_holding_reply_fast(down_server):
+    started = time.monotonic()
+    r = httpx.post(f"{down_server}/v1/suggest", json={"brand": "acme", "message": COMPLAINT, "channel": "twitter",
+                                                      "received_at": "2026-11-23T09:15:00Z"}, timeout=30)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["holding"] is True and elapsed < 2.0
+    [draft] = body["drafts"]
+    assert "10:15 UTC" in draft["text"] and "seen your message" in draft["text"]
+    assert not is_blocking(check(draft["text"], CheckContext(serious=True, channel="twitter")))
+    assert body["triage"]["serious"] is True and body["usage"]["llm_calls"] == 0
+
+
+@pytest.mark.parametrize("message,lang,words", [
+    ("Pesanan saya datang rusak dan tidak ada yang membalas email saya!", "id", "sudah kami terima"),
+    ("Comanda mea a ajuns spartă și nimeni nu îmi răspunde la emailuri!", "ro", "echipa noastră"),
+    ("我的订单到了是坏的，发了三次邮件都没人回复！", "zh", "已收到您的消息"),
+])
+def test_the_holding_reply_is_in_the_customers_language(down_server, message, lang, words):
+    body = httpx.post(f"{down_server}/v1/suggest", json={"brand": "acme", "message": message}, timeout=30).json()
+    assert body["holding"] is True and body["triage"]["language"] == lang
+    assert words in body["drafts"][0]["text"]
+
+
+def test_a_brand_without_holding_replies_still_gets_503(down_server):
+    r = httpx.post(f"{down_server}/v1/suggest", json={"brand": "plain", "message": COMPLAINT}, timeout=30)
+    assert r.status_code == 503 and r.headers["Retry-After"]
+
+
+def test_every_shipped_holding_file_renders_and_passes_the_guardrails():
+    from prompts.holding import HOLDING_DIR
+
+    for path in HOLDING_DIR.glob("*.yaml"):
+        holding = load_holding(path.stem)
+        for lang in holding.templates:
+            text, used = holding_reply(holding, lang, None, "Ana")
+            assert used == lang and "{{" not in text
+            assert not is_blocking(check(text, CheckContext(language=lang, serious=True, channel="twitter"))), (path, lang, text)
+
+
+def test_a_bad_holding_file_is_a_clear_error(tmp_path):
+    (tmp_path / "shop.yaml").write_text("brand: shop\ntemplates: {en: 'by {{ reply_by '}\n")
+    with pytest.raises(HoldingError, match="shop.yaml"):
+        load_holding("shop", tmp_path)
