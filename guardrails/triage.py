@@ -22,6 +22,9 @@ SERIOUS_CATEGORIES = frozenset({
     "discrimination_harassment", "service_outage", "repeated_contact",
 })
 ESCALATE_CATEGORIES = frozenset({"safety_health", "legal", "discrimination_harassment", "bereavement"})
+# Who an escalated message goes to; the first category in this order decides (safety first).
+ESCALATION_TEAMS = {"safety_health": "safety", "legal": "legal", "discrimination_harassment": "trust_and_safety",
+                    "bereavement": "customer_care_lead"}
 PRIVATE_CATEGORIES = frozenset({"financial", "security_privacy", "product_failure", "repeated_contact"})
 LANGUAGE_NAMES = {"en": "English", "id": "Indonesian", "ro": "Romanian", "zh": "Chinese"}
 # fastText's lid.176 often says Malay for short Indonesian text; the two are close enough
@@ -46,6 +49,7 @@ class Triage(BaseModel):
     sentiment: Literal["negative", "neutral", "positive"]
     troll: bool
     action: Action
+    escalate_to: str | None = Field(None, description="For `escalate`: the team to route the message to.")
     reasons: list[str] = Field(description="Why, in words an agent reads: one line per cue that fired.")
     evidence: list[Reason] = Field(description="The same cues with their spans in the message.")
 
@@ -132,6 +136,7 @@ def analyze(message: str, language: str | None = None) -> Triage:
     # model_construct: every value is built here from validated rules; validation would double the cost
     return Triage.model_construct(
         language=lang, serious=serious, categories=categories, sentiment=sentiment, troll=troll, action=action,
+        escalate_to=_team(categories) if action == "escalate" else None,
         reasons=[f"{messages.get(r.cue, r.cue)}: \"{r.text}\"" for r in evidence], evidence=evidence)
 
 
@@ -153,7 +158,12 @@ def with_judgement(triage: Triage, serious: bool, category: str | None) -> Triag
     action: Action = "escalate" if category in ESCALATE_CATEGORIES else (
         "reply_then_private" if category in PRIVATE_CATEGORIES else triage.action)
     return triage.model_copy(update={"serious": True, "categories": categories, "action": action,
+                                     "escalate_to": _team(categories) if action == "escalate" else triage.escalate_to,
                                      "reasons": [*triage.reasons, f"LLM judge: {category}"]})
+
+
+def _team(categories: list[str]) -> str | None:
+    return next((team for category, team in ESCALATION_TEAMS.items() if category in categories), None)
 
 
 def language_name(code: str) -> str:

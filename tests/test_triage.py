@@ -28,8 +28,14 @@ def test_light_messages_are_not_serious(message):
 
 
 def test_actions():
-    assert analyze("The heater caught fire").action == "escalate"
-    assert analyze("You charged me twice").action == "reply_then_private"
+    fire = analyze("The heater caught fire")
+    assert fire.action == "escalate" and fire.escalate_to == "safety"
+    lawyer = analyze("I'll be talking to my lawyer about this")
+    assert lawyer.action == "escalate" and lawyer.escalate_to == "legal"
+    charged = analyze("You charged me twice")
+    assert charged.action == "reply_then_private" and charged.escalate_to is None
+    troll = analyze("lol you people are clowns, bet nobody reads these")
+    assert troll.troll and troll.action == "do_not_engage"
 
 
 @pytest.mark.parametrize("text,lang", [
