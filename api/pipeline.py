@@ -32,7 +32,7 @@ from knowledge.lexical import lexical_tokens
 from knowledge.store import Hit, KnowledgeStore
 from prompts import templates
 from prompts.holding import holding_reply, load_holding
-from prompts.tokens import fit_to_budget
+from prompts.tokens import fit_recent, fit_to_budget
 
 CITATION_MIN_SHARED = 2  # words a draft must share with one FAQ and none of the other retrieved ones
 REGENERATE_ROUNDS = 1  # one more LLM round when every draft was blocked
@@ -101,7 +101,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     messages = template.render({
         "brand": req.brand, "channel": req.channel, "visibility": req.visibility,
         "language_name": language_name(triage.language), "serious": triage.serious, "categories": triage.categories,
-        "voice": voice, "faqs": faqs, "history": [t.model_dump() for t in req.history],
+        "voice": voice, "faqs": faqs, "history": [t.model_dump() for t in fit_recent(req.history, template.history_budget, lambda t: t.text)],
         "customer_name": req.customer_name, "message": req.message, "max_words": template.params.max_words,
         "tone": req.tone, "max_chars": limit_for(req.channel),
     })

@@ -53,6 +53,7 @@ class PromptTemplate(BaseModel):
         "suggest", description="What the pipeline uses it for; only `suggest` templates can be asked for in /v1/suggest.")
     knowledge_budget: int = Field(600, ge=0, description="Tokens of retrieved FAQs the prompt may carry.")
     voice_budget: int = Field(0, ge=0, description="Tokens of brand-voice guide sections the prompt may carry (0: none).")
+    history_budget: int = Field(300, ge=0, description="Tokens of the conversation so far the prompt may carry, most recent first.")
 
     @cached_property
     def _compiled(self) -> tuple[jinja2.Template, jinja2.Template]:

@@ -79,3 +79,16 @@ def fit_to_budget(items: list, budget: int, text_of=lambda item: item, name: str
             kept.append(item)
             used += cost
     return kept
+
+
+def fit_recent(items: list, budget: int, text_of=lambda item: item, name: str = ENCODING) -> list:
+    """The most recent items (the list is oldest first) whose tokens fit in `budget`, in their
+    order, without gaps: a conversation with a turn missing in the middle misleads the model."""
+    kept, used = [], 0
+    for item in reversed(items):
+        cost = count_tokens(text_of(item), name)
+        if used + cost > budget:
+            break
+        kept.append(item)
+        used += cost
+    return kept[::-1]

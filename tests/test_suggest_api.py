@@ -235,3 +235,15 @@ def test_minimising_draft_comes_back_fixed_and_marked(client, fake_llm):
     assert [f["rule"] for f in draft["fixed"]] == ["en.minimising.just-imperative"]
     assert raw[draft["fixed"][0]["start"]:draft["fixed"][0]["end"]] == "Just "
     assert body["blocked"] == []
+
+
+def test_history_reaches_the_prompt_most_recent_first_within_its_budget(client, fake_llm):
+    old = [{"role": "customer", "text": f"Old message number {i}: " + "still waiting " * 40} for i in range(10)]
+    recent = [{"role": "agent", "text": "We're checking with the courier."},
+              {"role": "customer", "text": "That was yesterday. This is the third time I write!"}]
+    fake_llm.reset(Step(content=GOOD))
+    body = suggest(client, n=1, history=old + recent).json()
+    prompt = fake_llm.requests[0]["messages"][1]["content"]
+    assert "We're checking with the courier." in prompt and "third time I write" in prompt
+    assert "Old message number 0" not in prompt  # over the template's history budget: dropped, oldest first
+    assert "repeated_contact" in body["triage"]["categories"]
