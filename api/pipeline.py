@@ -87,7 +87,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         vector = await svc.embed_query(query)
     search = partial(svc.store.search, req.brand, query, svc.settings.knowledge_k, ["faq"], None,
                      svc.settings.knowledge_min_score, vector)
-    # sub-millisecond when the brand's mirror is fresh; otherwise a thread (a round trip to Chroma)
+    # sub-millisecond on the brand's in-memory mirror; a thread when it must ask Chroma (first load, ANN)
     faqs = search() if svc.store.in_memory(req.brand) else await run_in_threadpool(search)
     voice = (await run_in_threadpool(svc.store.search_chunks, req.brand, query, 2, ["voice"], None, vector)
              if template.voice_budget else [])
@@ -101,7 +101,8 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     messages = template.render({
         "brand": req.brand, "channel": req.channel, "visibility": req.visibility,
         "language_name": language_name(triage.language), "serious": triage.serious, "categories": triage.categories,
-        "voice": voice, "faqs": faqs, "history": [t.model_dump() for t in fit_recent(req.history, template.history_budget, lambda t: t.text)],
+        "voice": voice, "faqs": faqs,
+        "history": [t.model_dump() for t in fit_recent(req.history, template.history_budget, lambda t: t.text)],
         "customer_name": req.customer_name, "message": req.message, "max_words": template.params.max_words,
         "tone": req.tone, "max_chars": limit_for(req.channel),
     })
@@ -118,6 +119,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     model = svc.llm.model
     max_tokens = min(params.max_tokens or svc.settings.llm_max_tokens, svc.settings.llm_max_tokens)
     temperature = params.temperature if params.temperature is not None else svc.settings.llm_temperature
+    holding_reply_used = False
     for attempt in range(1 + REGENERATE_ROUNDS):
         if attempt and drafts:
             break
@@ -128,11 +130,8 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
             if (held := holding(req, triage, context, policy)) is None:
                 raise
             timer.lap("generate")
-            return SuggestResponse(
-                id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=[held], blocked=blocked,
-                knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
-                prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
-                timings_ms=timer.total(), holding=True)
+            drafts, holding_reply_used = {held.text: held}, True
+            break
         timer.lap("generate")
         usage.add(result)
         model = result.model
@@ -154,15 +153,15 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
                 _keep(outcome, drafts, blocked)
             timer.lap("repair")
 
-    # respond: cite the FAQs each draft actually draws on
+    # respond: cite the FAQs each draft actually draws on (a holding reply draws on none)
     for draft in drafts.values():
-        draft.citations = cite(draft.text, faqs)
+        draft.citations = [] if holding_reply_used else cite(draft.text, faqs)
     timer.lap("cite")
     return SuggestResponse(
         id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=list(drafts.values()), blocked=blocked,
         knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
         prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
-        timings_ms=timer.total())
+        timings_ms=timer.total(), holding=holding_reply_used)
 
 
 async def judge(svc: Services, triage: Triage, message: str) -> Triage:
