@@ -7,6 +7,7 @@ Romanian customer may write "refund", and cue matching is microseconds.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -60,11 +61,13 @@ def _detector() -> LangDetector:
     return LangDetector(LangDetectConfig(model="lite", normalize_input=True))
 
 
+_TWO_HAN = re.compile(r"[\u4e00-\u9fff][^\u4e00-\u9fff]*[\u4e00-\u9fff]")
+
+
 def detect_language_scored(text: str, default: str = "en") -> tuple[str, float]:
-    text = " ".join(text.split())
-    if not text:
+    if not text.strip():
         return default, 0.0
-    if sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff") >= 2:
+    if _TWO_HAN.search(text):
         return "zh", 1.0  # Han characters settle it; short zh text confuses statistical models
     results = _detector().detect(text, model="lite", k=1)
     if not results:
@@ -88,34 +91,44 @@ def _cues(family: str) -> tuple[CompiledRule, ...]:
     return tuple(cues)
 
 
-@lru_cache(maxsize=None)
-def _cue_index(family: str) -> TriggerIndex:
-    return TriggerIndex(cue.trigger_sets for cue in _cues(family))
+CUE_FAMILIES = ("seriousness", "sentiment", "troll")
 
 
-def _matches(family: str, text: str, folded: str | None = None) -> list[Reason]:
-    found = []
-    cues = _cues(family)
-    for i in _cue_index(family).candidates(folded if folded is not None else text.casefold()):
-        cue = cues[i]
+@lru_cache(maxsize=1)
+def _all_cues() -> tuple[tuple[str, CompiledRule], ...]:
+    return tuple((family, cue) for family in CUE_FAMILIES for cue in _cues(family))
+
+
+@lru_cache(maxsize=1)
+def _cue_index() -> TriggerIndex:
+    """One prefilter over every family's cues: one pass over the message, not one per family."""
+    return TriggerIndex(cue.trigger_sets for _, cue in _all_cues())
+
+
+def _matches(text: str, folded: str) -> dict[str, list[Reason]]:
+    """The cues that fire in `text`, by family, each with its span."""
+    found: dict[str, list[Reason]] = {family: [] for family in CUE_FAMILIES}
+    cues = _all_cues()
+    for i in _cue_index().candidates(folded):
+        family, cue = cues[i]
         m = cue.rx.search(text)
         if m and m.start() != m.end():
-            found.append(Reason.model_construct(cue=cue.full_id, category=cue.rule.category or family, text=m.group(0),
-                                                start=m.start(), end=m.end()))
+            found[family].append(Reason.model_construct(cue=cue.full_id, category=cue.rule.category or family,
+                                                        text=m.group(0), start=m.start(), end=m.end()))
     return found
 
 
 def analyze(message: str, language: str | None = None) -> Triage:
     norm = normalise(message)
     lang = language or detect_language(message)
-    folded = norm.casefold()
-    reasons = _matches("seriousness", norm, folded)
+    matched = _matches(norm, norm.casefold())
+    reasons = matched["seriousness"]
     categories = sorted({r.category for r in reasons})
     serious = any(c in SERIOUS_CATEGORIES for c in categories)
-    polarity = {r.category for r in _matches("sentiment", norm, folded)}
+    polarity = {r.category for r in matched["sentiment"]}
     # Abuse that carries a real complaint (anything a category names, a broken product included)
     # is still a complaint: only cue-matched abuse with nothing else in it is treated as trolling.
-    trolling = _matches("troll", norm, folded)
+    trolling = matched["troll"]
     troll = bool(trolling) and not categories
     if serious or "negative" in polarity or trolling:
         sentiment = "negative"
