@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from api.llm import ChatResult, LLMClient, LLMUnavailable
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
 from guardrails import CheckContext, Finding, check, is_blocking
-from guardrails.channels import limit_for
+from guardrails.channels import SENTENCE_END, limit_for
 from guardrails.policy import Policy, fix, load_policy
 from guardrails.triage import Triage, analyze, is_unclear, language_name, with_judgement
 from knowledge.embeddings import QueryEmbedder
@@ -255,12 +254,9 @@ def tidy(text: str, cut_off: bool) -> str:
     return text
 
 
-_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|[。！？]")
-
-
 def trim_to_sentence(text: str) -> str:
     """Drop a trailing half sentence; keep the text when no earlier sentence ends."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
     return text[: ends[-1]].rstrip() if ends and ends[-1] >= len(text) * 0.3 else text
 
 

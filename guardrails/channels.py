@@ -105,14 +105,15 @@ def check_channel(text: str, channel: str | None, lang: str) -> list[Finding]:
     return findings
 
 
-_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|[。！？]")
+# Where a sentence ends, in Latin and Chinese punctuation; the pipeline trims cut-off drafts with it too.
+SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|[。！？]")
 
 
 def _last_sentence_end_within(text: str, spec: Channel) -> int | None:
     """Where to cut so that whole sentences fit, keeping at least half the limit; None if no such cut.
     The deletion it suggests is a safe fix: what is left is what the draft said first."""
     best = None
-    for m in _SENTENCE_END.finditer(text):
+    for m in SENTENCE_END.finditer(text):
         if length(text[: m.end()], spec.count) <= spec.max_length:
             best = m.end()
         else:

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from guardrails.channels import check_channel
 from guardrails.finding import Finding, Severity
 from guardrails.triggers import TriggerIndex, required_alternatives
 
@@ -189,8 +190,6 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
                     rule=cr.full_id, family=cr.family, severity=severity, lang=cr.lang, start=start, end=end,
                     match=text[start:end], message=cr.rule.message, suggestion=cr.rule.suggestion))
     if context.channel:
-        from guardrails.channels import check_channel
-
         findings.extend(check_channel(text, context.channel, context.language))
     findings.sort(key=lambda f: (f.start, f.end, f.rule))
     return findings

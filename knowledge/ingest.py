@@ -152,9 +152,9 @@ def knowledge_files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES) if path.is_dir() else [path]
 
 
-def collect(path: Path) -> tuple[list[Document], list[IngestProblem]]:
+def collect(path: Path, files: list[Path] | None = None) -> tuple[list[Document], list[IngestProblem]]:
     root = path if path.is_dir() else path.parent
-    files = knowledge_files(path)
+    files = knowledge_files(path) if files is None else files
     docs: list[Document] = []
     problems: list[IngestProblem] = []
     seen: dict[str, str] = {}
@@ -179,7 +179,8 @@ def ingest(store: KnowledgeStore, brand: str, path: Path, progress=None, prune: 
     if not path.exists():
         report.problems.append(IngestProblem(str(path), None, "no such file or folder"))
         return report
-    docs, report.problems = collect(path)
+    files = knowledge_files(path)
+    docs, report.problems = collect(path, files)
     before = {d["id"]: d["source"] for d in store.documents(brand)} if brand in store.brands() else {}
     for start in range(0, len(docs), INGEST_BATCH):
         batch = docs[start:start + INGEST_BATCH]
@@ -188,7 +189,7 @@ def ingest(store: KnowledgeStore, brand: str, path: Path, progress=None, prune: 
             if progress:
                 progress(doc)
     root = path if path.is_dir() else path.parent
-    read_now = {str(f.relative_to(root)) for f in knowledge_files(path)}
+    read_now = {str(f.relative_to(root)) for f in files}
     troubled = {p.path for p in report.problems}
     present = {d.id for d in docs}
     for doc_id, source in before.items():
