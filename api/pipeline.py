@@ -1,6 +1,6 @@
 """The suggest pipeline, top to bottom:
 
-    triage -> retrieve -> budget -> render -> generate -> guard -> repair -> respond
+    triage -> plan -> retrieve -> budget -> render -> generate -> shape -> guard -> repair -> respond
 
 Every draft that leaves this function has passed every blocking guardrail;
 every draft that did not is returned under `blocked` with its findings.
@@ -31,6 +31,7 @@ from knowledge.lexical import lexical_tokens
 from knowledge.store import Hit, KnowledgeStore
 from prompts import templates
 from prompts.holding import holding_reply, load_holding
+from prompts.segments import Parsed, Plan, complete, join, language_spec, parse, plan_for, private_message, prompt_parts, remap
 from prompts.tokens import fit_recent, fit_to_budget
 
 CITATION_MIN_SHARED = 2  # words a draft must share with one FAQ and none of the other retrieved ones
@@ -77,6 +78,13 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         triage = await judge(svc, triage, req.message)
     timer.lap("triage")
 
+    # plan: the reply's parts from the recommended action; a troll gets no drafted reply (seed 004)
+    plan = plan_for(triage, req.visibility)
+    policy = load_policy(req.brand)
+    if plan is None:
+        embedding.cancel()
+        return no_reply(req, triage, template, policy, timer)
+
     # retrieve: the best FAQs above the relevance cut-off, and the voice rules closest to this message
     query = expand_query(req.message, triage.language)  # + English words for id/ro/zh support terms
     if query == req.message:
@@ -103,14 +111,16 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         "voice": voice, "faqs": faqs,
         "history": [t.model_dump() for t in fit_recent(req.history, template.history_budget, lambda t: t.text)],
         "customer_name": req.customer_name, "message": req.message, "max_words": template.params.max_words,
-        "tone": req.tone, "max_chars": limit_for(req.channel),
+        "tone": req.tone, "max_chars": limit_for(req.channel), "parts": prompt_parts(plan),
+        "escalated_to": (triage.escalate_to or "").replace("_", " ") if plan.mode == "escalate" else None,
     })
     timer.lap("render")
 
     # generate -> guard -> repair (fix / reask / block, by the brand's policy), one more round if nothing passed
     context = CheckContext(language=triage.language, serious=triage.serious, message=req.message, check_language=True,
                            channel=req.channel, visibility=req.visibility)
-    policy = load_policy(req.brand)
+    shape = partial(_shape, plan=plan, language=triage.language)
+    dress = partial(_dress, plan=plan, triage=triage, req=req, context=context, policy=policy)
     params = template.params
     drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft
     blocked: list[BlockedDraft] = []
@@ -136,20 +146,20 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         model = result.model
         to_reask: list[tuple[str, str, list[Finding]]] = []
         for raw, finish in zip(result.texts, result.finish_reasons):
-            text = tidy(raw, cut_off=finish == "length")  # what is checked is exactly what is returned
-            outcome = guard(raw, text, context, policy)
+            said, text, parts = shape(raw, cut_off=finish == "length")  # what is checked is exactly what is returned
+            outcome = guard(said, text, context, policy)
             if isinstance(outcome, list):
-                to_reask.append((raw, text, outcome))
+                to_reask.append((said, text, outcome))
             else:
-                _keep(outcome, drafts, blocked)
+                _keep(dress(outcome, parts, blocked=blocked), drafts, blocked)
         timer.lap("guard")
         if to_reask:
             repair_vars = {"language_name": language_name(triage.language), "serious": triage.serious,
                            "categories": triage.categories, "message": req.message}
-            outcomes = await asyncio.gather(*(reask(svc, repair_vars, raw, text, findings, context, policy, usage)
+            outcomes = await asyncio.gather(*(reask(svc, repair_vars, raw, text, findings, context, policy, usage, shape)
                                               for raw, text, findings in to_reask))
-            for outcome in [o for group in outcomes for o in group]:
-                _keep(outcome, drafts, blocked)
+            for outcome, parts in [o for group in outcomes for o in group]:
+                _keep(dress(outcome, parts, blocked=blocked), drafts, blocked)
             timer.lap("repair")
 
     # respond: cite the FAQs each draft actually draws on (a holding reply draws on none)
@@ -161,6 +171,80 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
         prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
         timings_ms=timer.total(), holding=holding_reply_used)
+
+
+def no_reply(req: SuggestRequest, triage: Triage, template, policy: Policy, timer: _Timer) -> SuggestResponse:
+    """`do_not_engage`: no LLM call and no draft, or the brand's one calm line when its policy asks for it."""
+    drafts = []
+    if policy.troll_reply == "calm_line":
+        line = language_spec(triage.language).phrases.calm
+        context = CheckContext(language=triage.language, serious=False, message=req.message, channel=req.channel,
+                               visibility=req.visibility)
+        if not is_blocking(findings := policy.apply(check(line, context))):
+            drafts = [Draft(text=line, findings=findings)]
+    note = ("Trolling or abuse with no complaint in it: tactful recommends not replying (hide or report only threats "
+            "or hate; never delete a genuine complaint)." + (" The brand's policy offers one calm line." if drafts else ""))
+    return SuggestResponse(
+        id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=drafts, blocked=[], knowledge=[],
+        prompt=PromptRef(name=template.name, version=template.version), model="none", usage=Usage(),
+        timings_ms=timer.total(), note=note)
+
+
+def _shape(raw: str, cut_off: bool, plan: Plan, language: str) -> tuple[str, str, Parsed]:
+    """The model's own words with the label lines stripped (what it said, and what is kept of it:
+    a reply cut at max_tokens loses its half sentence). The guardrails judge these first."""
+    joiner = language_spec(language).joiner
+    said = parse(raw, plan, language).text(joiner)
+    if not cut_off:
+        return said, tidy(said), parse(raw, plan, language)
+    parts = parse(trim_to_sentence(raw), plan, language)
+    return said, tidy(parts.text(joiner)), parts
+
+
+def _dress(outcome: Draft | BlockedDraft, parts: Parsed | None, plan: Plan, triage: Triage, req: SuggestRequest,
+           context: CheckContext, policy: Policy, blocked: list[BlockedDraft]) -> Draft | BlockedDraft:
+    """A draft that passed, made whole: each part the plan asks for (the brand's sentence where the
+    model left one out or got it wrong), and the private message for `reply_then_private`. Whatever
+    tactful adds is guarded again, so the finished reply passes like any draft."""
+    if not isinstance(outcome, Draft) or parts is None:
+        return outcome
+    joiner = language_spec(triage.language).joiner
+    spoken = parts.text(joiner)
+    mine = remap(parts.segments, spoken, outcome.text, joiner) if outcome.text != spoken else parts.segments
+    segments = complete(mine, plan, triage.language, req.message, triage.categories)
+    text = join(segments, joiner)
+    if text != outcome.text:
+        checked = guard(text, text, context, policy)
+        if not isinstance(checked, Draft):
+            return BlockedDraft(text=text, findings=checked if isinstance(checked, list) else checked.findings)
+        if checked.text != text:  # e.g. cut to the channel's limit
+            segments = remap(segments, text, checked.text, joiner)
+        outcome.text, outcome.findings = checked.text, checked.findings
+    outcome.segments = segments
+    if plan.private:
+        private, outcome.private_findings = _private_part(parts.private, triage, req, context, policy, blocked)
+        if private is None:
+            return BlockedDraft(text=outcome.text, findings=outcome.private_findings, part="private")
+        outcome.public, outcome.private = outcome.text, private
+    return outcome
+
+
+def _private_part(text: str | None, triage: Triage, req: SuggestRequest, context: CheckContext, policy: Policy,
+                  blocked: list[BlockedDraft]) -> tuple[str | None, list[Finding]]:
+    """The direct message, guarded as a private reply (order numbers allowed, blame never)."""
+    private_context = context.model_copy(update={"visibility": "private", "channel": None})
+    private, source = private_message(text, triage.language, req.message, req.customer_name)
+    findings = policy.apply(check(private, private_context))
+    if not is_blocking(findings):
+        return private, findings
+    if policy.repair(findings) == "fix" and (fixed := fix(private, findings, private_context, policy)):
+        return fixed
+    if source == "brand":
+        return None, findings
+    blocked.append(BlockedDraft(text=private, findings=findings, part="private"))  # the model's, reported
+    private, _ = private_message(None, triage.language, req.message, req.customer_name)
+    findings = policy.apply(check(private, private_context))
+    return (None, findings) if is_blocking(findings) else (private, findings)
 
 
 async def judge(svc: Services, triage: Triage, message: str) -> Triage:
@@ -202,11 +286,11 @@ def guard(raw: str, text: str, context: CheckContext, policy: Policy) -> Draft |
 
 
 async def reask(svc: Services, variables: dict, raw: str, text: str, findings: list[Finding], context: CheckContext,
-                policy: Policy, usage: Usage) -> list[Draft | BlockedDraft]:
+                policy: Policy, usage: Usage, shape) -> list[tuple[Draft | BlockedDraft, Parsed | None]]:
     """Send a blocked draft back to the LLM with its span-level findings, at most
     `policy.reask_rounds` times. Every failed attempt is reported under `blocked`."""
     template = templates.load("repair")
-    attempts: list[Draft | BlockedDraft] = [BlockedDraft(text=text, findings=findings)]
+    attempts: list[tuple[Draft | BlockedDraft, Parsed | None]] = [(BlockedDraft(text=text, findings=findings), None)]
     first_findings = [f for f in findings if f.severity == "block"]
     for round_ in range(1, policy.reask_rounds + 1):
         messages = template.render({**variables, "draft": text, "findings": [f for f in findings if f.severity == "block"],
@@ -217,19 +301,19 @@ async def reask(svc: Services, variables: dict, raw: str, text: str, findings: l
         except LLMUnavailable:
             return attempts  # the original stays blocked; the other drafts of this request still count
         usage.add(result)
-        new = tidy(result.texts[0], cut_off=result.finish_reasons[0] == "length")
+        _, new, parts = shape(result.texts[0], cut_off=result.finish_reasons[0] == "length")
         outcome = guard(raw, new, context, policy)
         if isinstance(outcome, Draft):
             outcome.repair, outcome.reask_rounds = "reask", round_
             outcome.repaired, outcome.original = True, raw
             outcome.fixed = first_findings + outcome.fixed
             # the model's first text is in `original` with the findings in `fixed`; failed re-asks stay reported
-            return [outcome, *attempts[1:]]
+            return [(outcome, parts), *attempts[1:]]
         if isinstance(outcome, BlockedDraft):  # a finding the policy does not let us re-ask about
             outcome.reask_round = round_
-            return [*attempts, outcome]
+            return [*attempts, (outcome, parts)]
         text, findings = new, outcome
-        attempts.append(BlockedDraft(text=new, findings=findings, reask_round=round_))
+        attempts.append((BlockedDraft(text=new, findings=findings, reask_round=round_), parts))
     return attempts
 
 
@@ -243,10 +327,8 @@ def _keep(outcome: Draft | BlockedDraft, drafts: dict[str, Draft], blocked: list
         blocked.append(BlockedDraft(text=outcome.original, findings=outcome.fixed, reask_round=outcome.reask_rounds))
 
 
-def tidy(text: str, cut_off: bool) -> str:
+def tidy(text: str) -> str:
     """Deterministic repairs of the model's formatting, never of its tone (that is the guardrails')."""
-    if cut_off:  # stopped at max_tokens: keep the whole sentences
-        text = trim_to_sentence(text)
     if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'“”":  # the whole reply in quotes
         text = text[1:-1].strip()
     if text[:1].islower():  # small models sometimes start mid-sentence: "we'll report it..."

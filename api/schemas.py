@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guardrails.finding import Finding
 from guardrails.triage import Triage
+from prompts.segments import Segment
 
 Channel = Literal["twitter", "x", "instagram", "facebook", "email", "chat", "sms", "whatsapp", "other"]
 
@@ -43,7 +44,12 @@ class Citation(BaseModel):
 
 
 class Draft(BaseModel):
-    text: str
+    text: str = Field(description="The reply to post: for `reply_then_private`, the public part.")
+    segments: list[Segment] = Field(default_factory=list, description="`text` in its parts: respond, apologise, resolve "
+                                    "for complaints; thank for praise (prompts/segments.yaml). Empty for holding replies.")
+    public: str | None = Field(None, description="For `reply_then_private`: the public acknowledgement (same as `text`).")
+    private: str | None = Field(None, description="For `reply_then_private`: the direct message that asks for the details.")
+    private_findings: list[Finding] = Field(default_factory=list, description="Warnings on `private`.")
     citations: list[Citation] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list, description="Non-blocking findings (warnings) only.")
     repaired: bool = Field(False, description="tactful changed the model's text: a deterministic fix or a formatting repair.")
@@ -57,6 +63,8 @@ class Draft(BaseModel):
 class BlockedDraft(BaseModel):
     text: str
     findings: list[Finding]
+    part: Literal["public", "private"] = Field("public", description="`private`: the model's direct message was blocked; "
+                                               "the draft it belonged to carries the brand's instead.")
     reask_round: int = Field(0, description="0: as the model first wrote it; k: its k-th re-ask, still blocking.")
 
 
@@ -93,6 +101,7 @@ class SuggestResponse(BaseModel):
     model: str
     usage: Usage
     timings_ms: dict[str, float]
+    note: str | None = Field(None, description="Why `drafts` is empty or unusual, in words an agent reads.")
     holding: bool = Field(False, description="The LLM was unavailable: `drafts` holds the brand's holding reply "
                                              "(prompts/holding/<brand>.yaml), guarded like any draft.")
 

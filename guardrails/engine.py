@@ -152,7 +152,7 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
                         match="", message="The model returned an empty draft.", suggestion=None)]
     norm = normalise(text)
     findings: list[Finding] = []
-    if context.message and _echoes(norm, normalise(context.message)):
+    if context.message and echoes(norm, normalise(context.message)):
         findings.append(Finding(rule="any.format.echo", family="not_a_reply", severity="block", lang=context.language,
                                 start=0, end=len(text), match=text[:80], suggestion=None,
                                 message="The draft repeats the customer's message back instead of answering it."))
@@ -198,7 +198,7 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
 _WORD = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
 
 
-def _echoes(draft: str, message: str) -> bool:
+def echoes(draft: str, message: str) -> bool:
     """Small models often answer by restating the complaint in the first person ("You charged
     my card twice... Fix this now."). Flag drafts whose words mostly come, in order, from the message."""
     d, m = _WORD.findall(draft.lower()), _WORD.findall(message.lower())

@@ -20,19 +20,23 @@ from guardrails.triggers import TriggerIndex
 # Categories that make a message serious (no humour, careful handling).
 SERIOUS_CATEGORIES = frozenset({
     "safety_health", "financial", "security_privacy", "legal", "bereavement",
-    "discrimination_harassment", "service_outage", "repeated_contact",
+    "discrimination_harassment", "service_outage", "repeated_contact", "data_breach", "media_risk",
 })
-ESCALATE_CATEGORIES = frozenset({"safety_health", "legal", "discrimination_harassment", "bereavement"})
 # Who an escalated message goes to; the first category in this order decides (safety first).
-ESCALATION_TEAMS = {"safety_health": "safety", "legal": "legal", "discrimination_harassment": "trust_and_safety",
+ESCALATION_TEAMS = {"safety_health": "safety", "legal": "legal", "data_breach": "security",
+                    "discrimination_harassment": "trust_and_safety", "media_risk": "communications",
                     "bereavement": "customer_care_lead"}
-PRIVATE_CATEGORIES = frozenset({"financial", "security_privacy", "product_failure", "repeated_contact"})
+ESCALATE_CATEGORIES = frozenset(ESCALATION_TEAMS)
+# What needs the customer's order, account or payment details: acknowledged in public, handled in a DM.
+PRIVATE_CATEGORIES = frozenset({"financial", "security_privacy", "product_failure", "repeated_contact", "delivery",
+                                "details_posted"})
 LANGUAGE_NAMES = {"en": "English", "id": "Indonesian", "ro": "Romanian", "zh": "Chinese"}
 # fastText's lid.176 often says Malay for short Indonesian text; the two are close enough
 # that an Indonesian reply is right for our customers.
 _LANG_ALIASES = {"ms": "id", "mo": "ro", "wuu": "zh", "yue": "zh"}
 
 Action = Literal["reply_public", "reply_then_private", "escalate", "do_not_engage"]
+MessageType = Literal["complaint", "question", "praise", "troll"]
 
 
 class Reason(BaseModel):
@@ -49,6 +53,8 @@ class Triage(BaseModel):
     categories: list[str]
     sentiment: Literal["negative", "neutral", "positive"]
     troll: bool
+    type: MessageType = Field(description="complaint (anything negative about a real experience), question, praise or troll; "
+                                          "decides the reply's parts (prompts/segments.yaml).")
     action: Action
     escalate_to: str | None = Field(None, description="For `escalate`: the team to route the message to.")
     reasons: list[str] = Field(description="Why, in words an agent reads: one line per cue that fired.")
@@ -144,11 +150,13 @@ def analyze(message: str, language: str | None = None) -> Triage:
         action = "do_not_engage"
     else:
         action = "reply_public"
+    type_: MessageType = ("troll" if troll else "complaint" if sentiment == "negative" or categories
+                          else "praise" if sentiment == "positive" else "question")
     evidence = reasons + (trolling if troll else [])
     messages = _cue_messages()
     # model_construct: every value is built here from validated rules; validation would double the cost
     return Triage.model_construct(
-        language=lang, serious=serious, categories=categories, sentiment=sentiment, troll=troll, action=action,
+        language=lang, serious=serious, categories=categories, sentiment=sentiment, troll=troll, type=type_, action=action,
         escalate_to=_team(categories) if action == "escalate" else None,
         reasons=[f"{messages.get(r.cue, r.cue)}: \"{r.text}\"" for r in evidence], evidence=evidence)
 

@@ -104,7 +104,10 @@ def test_a_public_draft_asking_for_the_order_number_is_reasked_and_a_private_one
     assert {f["family"] for f in body["drafts"][0]["fixed"]} == {"private_data_in_public"}
     fake_llm.reset(Step(content=asks))
     body = suggest(client, n=1, visibility="private").json()
-    assert [d["text"] for d in body["drafts"]] == [asks]
+    draft = body["drafts"][0]
+    assert draft["text"].endswith(asks) and draft["private"] is None  # already private: no public/private split
+    assert [(s["kind"], s["source"]) for s in draft["segments"]] == [("respond", "brand"), ("apologise", "model"),
+                                                                     ("resolve", "model")]
 
 
 def test_check_endpoint_takes_channel_and_visibility(client):

@@ -9,8 +9,9 @@ import pytest
 from tests.fake_llm import Step
 
 COMPLAINT = "My order arrived broken and nobody answers my emails. This is the third time!"
-GOOD = ("We're so sorry your order arrived damaged, and that your emails went unanswered. Send us a photo of the "
-        "damaged item by direct message and we'll ship a free replacement or refund you.")
+# respond, apologise, resolve: the three parts a complaint's reply is made of (prompts/parts/segments.yaml)
+GOOD = ("Your order arrived damaged and your emails went unanswered, which is not good enough. We're so sorry. "
+        "Send us a photo of the damaged item by direct message and we'll ship a free replacement or refund you.")
 
 
 def suggest(client, **overrides):
@@ -34,7 +35,7 @@ def test_guarded_grounded_drafts(client, fake_llm):
     assert cited and cited <= {k["id"] for k in body["knowledge"]}
     assert body["usage"]["prompt_tokens"] > 0 and body["usage"]["completion_tokens"] > 0
     assert {"triage", "retrieve", "generate", "guard", "total"} <= set(body["timings_ms"])
-    assert body["prompt"] == {"name": "suggest", "version": "1"}
+    assert body["prompt"] == {"name": "suggest", "version": "2"}
     # the FAQ text reached the prompt, the customer's words are fenced as data
     prompt = fake_llm.requests[0]["messages"]
     assert "faq-damaged-item" in prompt[1]["content"]
@@ -220,19 +221,23 @@ def test_citations_point_at_the_faq_the_draft_draws_on():
     ("We are sorry about", True, "We are sorry about"),
 ])
 def test_tidy_repairs_formatting_only(raw, cut_off, expected):
-    from api.pipeline import tidy
+    from api.pipeline import tidy, trim_to_sentence
 
-    assert tidy(raw, cut_off) == expected
+    assert tidy(trim_to_sentence(raw) if cut_off else raw) == expected
 
 
 def test_minimising_draft_comes_back_fixed_and_marked(client, fake_llm):
-    raw = "We're sorry about the double charge. Just open Account > Payments and tap Refund."
+    raw = ("Being charged twice is stressful. We're sorry about the double charge. "
+           "Just send us a DM and we'll refund the second charge today.")
     fake_llm.reset(Step(content=raw))
     body = suggest(client, n=1, message="You charged me twice!").json()
     draft = body["drafts"][0]
-    assert draft["text"] == "We're sorry about the double charge. Open Account > Payments and tap Refund."
+    assert draft["text"] == ("Being charged twice is stressful. We're sorry about the double charge. "
+                             "Send us a DM and we'll refund the second charge today.")
+    assert [s["kind"] for s in draft["segments"]] == ["respond", "apologise", "resolve"]
+    assert draft["segments"][2]["text"] == "Send us a DM and we'll refund the second charge today."
     assert draft["repaired"] is True and draft["original"] == raw
-    assert [f["rule"] for f in draft["fixed"]] == ["en.minimising.just-imperative"]
+    assert [f["rule"] for f in draft["fixed"]] == ["en.minimising.just-contact"]
     assert raw[draft["fixed"][0]["start"]:draft["fixed"][0]["end"]] == "Just "
     assert body["blocked"] == []
 

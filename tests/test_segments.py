@@ -1,0 +1,154 @@
+"""Replies in parts: respond / apologise / resolve, thanks for praise, the public/private split,
+and no reply to trolls (prompts/segments.py, prompts/parts/segments.yaml, api/pipeline.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from guardrails import CheckContext, check, is_blocking
+from guardrails.triage import analyze
+from prompts.segments import Segment, complete, join, language_spec, load_segments, parse, plan_for, remap
+from tests.fake_llm import Step
+from tests.test_suggest_api import COMPLAINT, suggest
+
+LABELLED = ("RESPOND: A broken order and unanswered emails is a miserable way to be treated.\n"
+            "APOLOGISE: We're so sorry.\n"
+            "RESOLVE: Please send us a direct message so we can put this right.\n"
+            "PRIVATE: Thanks for messaging us. Could you send your order number and a photo of the damage? "
+            "We'll ship a replacement as soon as we have them.")
+
+
+def test_complaint_draft_comes_in_three_parts_with_a_private_message(client, fake_llm):
+    fake_llm.reset(Step(content=LABELLED))
+    body = suggest(client, n=1).json()
+    assert body["triage"]["action"] == "reply_then_private" and body["triage"]["type"] == "complaint"
+    draft = body["drafts"][0]
+    assert [(s["kind"], s["source"]) for s in draft["segments"]] == [
+        ("respond", "model"), ("apologise", "model"), ("resolve", "model")]
+    assert draft["text"] == " ".join(s["text"] for s in draft["segments"]) == draft["public"]
+    assert "RESPOND" not in draft["text"] and "order number" not in draft["text"]
+    assert draft["private"].startswith("Thanks for messaging us.") and "order number" in draft["private"]
+    # the prompt asked for exactly these parts
+    prompt = fake_llm.requests[0]["messages"][1]["content"]
+    assert all(f"{label}: <" in prompt for label in ("RESPOND", "APOLOGISE", "RESOLVE", "PRIVATE"))
+
+
+def test_missing_or_wrong_parts_are_completed_by_the_brand_and_marked(client, fake_llm):
+    # no apology in the apology line, a public resolve that asks for nothing private but doesn't move to a DM,
+    # and no private message at all
+    fake_llm.reset(Step(content="RESPOND: That is a rotten experience.\nAPOLOGISE: This happens.\n"
+                                "RESOLVE: Our team will look at it."))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    kinds = [(s["kind"], s["source"]) for s in draft["segments"]]
+    assert kinds == [("respond", "model"), ("apologise", "brand"), ("resolve", "brand")]
+    assert "This happens" not in draft["text"] and "sorry" in draft["text"].lower()
+    assert "direct message" in draft["segments"][2]["text"]
+    assert draft["private"] and "order number" in draft["private"]
+
+
+def test_a_private_message_that_blames_is_reported_and_replaced(client, fake_llm):
+    fake_llm.reset(Step(content=LABELLED.split("PRIVATE:")[0] + "PRIVATE: You should have checked the box before signing."))
+    body = suggest(client, n=1).json()
+    draft = body["drafts"][0]
+    assert "You should have" not in draft["private"]
+    assert [b["part"] for b in body["blocked"]] == ["private"]
+    assert {f["family"] for f in body["blocked"][0]["findings"]} == {"blame"}
+
+
+def test_praise_gets_thanks_not_an_apology(client, fake_llm):
+    fake_llm.reset(Step(content="THANK: We're sorry, thank you!"))
+    body = suggest(client, n=1, message="The new app is brilliant, the delivery came a day early. Love you guys!").json()
+    assert body["triage"]["type"] == "praise" and body["triage"]["action"] == "reply_public"
+    draft = body["drafts"][0]
+    assert [(s["kind"], s["source"]) for s in draft["segments"]] == [("thank", "brand")]
+    assert "sorry" not in draft["text"].lower() and draft["private"] is None
+
+
+def test_troll_gets_no_draft_and_no_llm_call(client, fake_llm):
+    fake_llm.reset(Step(content="RESPOND: whatever"))
+    body = suggest(client, message="you are all clowns 🤡🤡 nobody buys this trash").json()
+    assert body["triage"]["action"] == "do_not_engage"
+    assert body["drafts"] == [] and body["blocked"] == [] and fake_llm.requests == []
+    assert "not replying" in body["note"] and "never delete" in body["note"]
+
+
+def test_brand_policy_can_offer_one_calm_line_to_a_troll():
+    from api.pipeline import _Timer, no_reply
+    from api.schemas import SuggestRequest
+    from guardrails.policy import load_policy
+    from prompts import templates
+
+    message = "you are all clowns 🤡🤡"
+    req = SuggestRequest(brand="acme", message=message)
+    policy = load_policy("acme").model_copy(update={"troll_reply": "calm_line"})
+    body = no_reply(req, analyze(message), templates.load("suggest"), policy, _Timer())
+    assert [d.text for d in body.drafts] == [language_spec("en").phrases.calm]
+
+
+def test_escalation_names_the_team_in_the_prompt(client, fake_llm):
+    fake_llm.reset(Step(content="RESPOND: A charger that caught fire is frightening.\nAPOLOGISE: We're so sorry."))
+    body = suggest(client, n=1, message="Your charger caught fire next to my daughter's bed. She has burns on her hand.").json()
+    assert body["triage"]["action"] == "escalate" and body["triage"]["escalate_to"] == "safety"
+    assert "our safety team" in fake_llm.requests[0]["messages"][1]["content"]
+    draft = body["drafts"][0]
+    assert [s["kind"] for s in draft["segments"]] == ["respond", "apologise", "resolve"]
+    assert draft["segments"][2]["source"] == "brand" and "contact you directly" in draft["segments"][2]["text"]
+
+
+# ---- the parts themselves, without HTTP
+
+
+def _plan(message: str, visibility: str = "public"):
+    return plan_for(analyze(message), visibility)
+
+
+def test_unlabelled_text_is_sorted_in_rsr_order():
+    plan = _plan(COMPLAINT)
+    parsed = parse("That is not how an order should arrive. We're sorry. Send us a DM and we'll replace it.", plan, "en")
+    assert [(s.kind, s.text) for s in parsed.segments] == [
+        ("respond", "That is not how an order should arrive."), ("apologise", "We're sorry."),
+        ("resolve", "Send us a DM and we'll replace it.")]
+
+
+def test_a_question_is_answered_in_one_part():
+    plan = _plan("Do you ship to Canada?")
+    assert plan.kinds == ["respond"] and not plan.private
+    parsed = parse("Yes, we do. Delivery takes 5 days.", plan, "en")
+    assert [s.text for s in parsed.segments] == ["Yes, we do. Delivery takes 5 days."]
+
+
+def test_apology_is_said_once():
+    plan = _plan(COMPLAINT)
+    parts = complete([Segment(kind="respond", text="We're sorry. Your parcel came broken."),
+                      Segment(kind="apologise", text="We apologise.")], plan, "en", COMPLAINT, [])
+    assert parts[0].text == "Your parcel came broken." and parts[1].text == "We apologise."
+
+
+def test_chinese_parts_join_without_spaces():
+    plan = _plan("快递显示已签收但我根本没收到，还扣了我两次钱")
+    parts = complete([Segment(kind="respond", text="包裹没收到确实让人着急")], plan, "zh", "", [])
+    text = join(parts, language_spec("zh").joiner)
+    assert " " not in text and text.startswith("包裹没收到确实让人着急。")
+
+
+def test_parts_survive_a_repair_of_the_text():
+    segments = [Segment(kind="respond", text="That's rotten."), Segment(kind="apologise", text="We're sorry."),
+                Segment(kind="resolve", text="Just send us a DM and we'll fix it.")]
+    before = " ".join(s.text for s in segments)
+    after = "That's rotten. We're sorry. Send us a DM and we'll fix it."
+    assert [s.text for s in remap(segments, before, after, " ")] == ["That's rotten.", "We're sorry.",
+                                                                     "Send us a DM and we'll fix it."]
+
+
+@pytest.mark.parametrize("lang", sorted(load_segments().languages))
+def test_every_brand_sentence_passes_the_guardrails_and_its_own_cues(lang):
+    spec = language_spec(lang)
+    phrases = spec.phrases
+    public = CheckContext(language=lang, serious=True, check_language=True, visibility="public")
+    private = public.model_copy(update={"visibility": "private"})
+    for text in [*phrases.respond.values(), phrases.apologise, *phrases.resolve.values(), phrases.thank, phrases.calm]:
+        assert not is_blocking(check(text, public)), (lang, text, check(text, public))
+    assert not is_blocking(check(phrases.private.replace("{name}", ""), private))
+    assert spec.rx["apologise"].search(phrases.apologise)
+    assert spec.rx["thank"].search(phrases.thank) and not spec.rx["apologise"].search(phrases.thank)
+    assert spec.rx["private_channel"].search(phrases.resolve["private"])
