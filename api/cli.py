@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 
+from evals.cli import eval_app
+
 app = typer.Typer(help="tactful: guarded reply drafts for support teams.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
 out = Console(soft_wrap=True, highlight=False)  # findings: one line each on stdout, colour only on a terminal
@@ -172,6 +174,7 @@ def analyze(message: str = typer.Argument(None, help="The customer's message (om
 
 prompts_app = typer.Typer(help="List, show and render prompt templates.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(eval_app, name="eval")
 
 
 @prompts_app.command("list")
@@ -180,6 +183,22 @@ def prompts_list() -> None:
 
     for t in list_templates():
         print(f"{t.name}\tv{t.version}\t{t.description.strip()}")
+
+
+@prompts_app.command("check")
+def prompts_check(directory: Path = typer.Option(None, "--dir", help="Templates folder (default: prompts/)."),
+                  context: int = typer.Option(None, "--context", help="Model context window in tokens (default TACTFUL_LOCAL_LLM_CTX).")) -> None:
+    """Lint every template: loads, renders, fits the context window, and its own wording passes the guardrails."""
+    from api.settings import get_settings
+    from prompts.lint import lint_all
+    from prompts.templates import TEMPLATE_DIR
+
+    results = lint_all(directory or TEMPLATE_DIR, context or get_settings().local_llm_ctx)
+    for name, problems in results.items():
+        out.print(f"[green]ok[/]   {name}" if not problems else f"[red]fail[/] {name}")
+        for problem in problems:
+            out.print(f"     {escape(problem)}")
+    raise typer.Exit(1 if any(results.values()) else 0)
 
 
 @prompts_app.command("show")

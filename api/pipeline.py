@@ -18,6 +18,7 @@ from functools import partial
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import APIError
+from api.fallbacks import brand_reply, due_now, holding, holding_response, no_reply
 from api.llm import ChatResult, LLMClient, LLMUnavailable
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
@@ -30,10 +31,10 @@ from knowledge.glossary import expand_query
 from knowledge.lexical import lexical_tokens
 from knowledge.store import Hit, KnowledgeStore
 from prompts import templates
-from prompts.holding import holding_reply, load_holding
 from prompts.segments import Parsed, Plan, complete, join, language_spec, parse, plan_for, private_message, prompt_parts, remap
 from prompts.tokens import fit_recent, fit_to_budget
 
+MIN_ROUND_SECONDS = 3.0  # an LLM round (regenerate or re-ask) is not started with less time than this left
 CITATION_MIN_SHARED = 2  # words a draft must share with one FAQ and none of the other retrieved ones
 REGENERATE_ROUNDS = 1  # one more LLM round when every draft was blocked
 
@@ -66,9 +67,11 @@ class _Timer:
 
 async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     timer = _Timer()
-    template = templates.load(req.prompt)  # unknown template: 404 before any work
+    policy = load_policy(req.brand)
+    prompt = req.prompt or policy.prompt
+    template = templates.load(prompt)  # unknown template: 404 before any work
     if template.purpose != "suggest":
-        raise APIError(422, "wrong_prompt", f"prompt {req.prompt!r} is a {template.purpose} template; "
+        raise APIError(422, "wrong_prompt", f"prompt {prompt!r} is a {template.purpose} template; "
                        "use a suggest template (GET /v1/prompts)", "prompt")
 
     # triage, while the message's embedding is computed on the other core
@@ -80,10 +83,15 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
 
     # plan: the reply's parts from the recommended action; a troll gets no drafted reply (seed 004)
     plan = plan_for(triage, req.visibility)
-    policy = load_policy(req.brand)
     if plan is None:
         embedding.cancel()
         return no_reply(req, triage, template, policy, timer)
+    context = CheckContext(language=triage.language, serious=triage.serious, message=req.message, check_language=True,
+                           channel=req.channel, visibility=req.visibility)
+    # the brand's response-time target is about to pass: a holding reply now beats a full one too late
+    if due_now(req, svc.settings) and (held := holding(req, triage, context, policy)):
+        embedding.cancel()
+        return holding_response(req, triage, held, "response_target", template, svc.llm.model, Usage(), [], [], timer)
 
     # retrieve: the best FAQs above the relevance cut-off, and the voice rules closest to this message
     query = expand_query(req.message, triage.language)  # + English words for id/ro/zh support terms
@@ -99,6 +107,9 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     voice = (await run_in_threadpool(svc.store.search_chunks, req.brand, query, 2, ["voice"], None, vector)
              if template.voice_budget else [])
     timer.lap("retrieve")
+    # a question nothing in the knowledge base answers: the model would guess, so hold instead
+    if plan.mode == "question" and not faqs and (held := holding(req, triage, context, policy)):
+        return holding_response(req, triage, held, "no_knowledge", template, svc.llm.model, Usage(), [], [], timer)
 
     # budget: best first, whole items only
     voice = fit_to_budget(voice, template.voice_budget, lambda h: h.text)
@@ -116,9 +127,9 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     })
     timer.lap("render")
 
-    # generate -> guard -> repair (fix / reask / block, by the brand's policy), one more round if nothing passed
-    context = CheckContext(language=triage.language, serious=triage.serious, message=req.message, check_language=True,
-                           channel=req.channel, visibility=req.visibility)
+    # generate -> guard -> repair (fix / reask / block, by the brand's policy), one more round if nothing passed,
+    # all within the request's deadline: a slow model gets the holding reply, not a 60-second wait
+    deadline = time.monotonic() + svc.settings.suggest_deadline
     shape = partial(_shape, plan=plan, language=triage.language)
     dress = partial(_dress, plan=plan, triage=triage, req=req, context=context, policy=policy)
     params = template.params
@@ -128,19 +139,23 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     model = svc.llm.model
     max_tokens = min(params.max_tokens or svc.settings.llm_max_tokens, svc.settings.llm_max_tokens)
     temperature = params.temperature if params.temperature is not None else svc.settings.llm_temperature
-    holding_reply_used = False
     for attempt in range(1 + REGENERATE_ROUNDS):
-        if attempt and drafts:
+        if attempt and (drafts or _left(deadline) < MIN_ROUND_SECONDS):
             break
         try:
-            result: ChatResult = await svc.llm.chat(messages, n=req.n, max_tokens=max_tokens, temperature=temperature)
-        except LLMUnavailable:
+            result: ChatResult = await asyncio.wait_for(
+                svc.llm.chat(messages, n=req.n, max_tokens=max_tokens, temperature=temperature), _left(deadline))
+        except (LLMUnavailable, asyncio.TimeoutError) as exc:
             # the brand's holding reply ("we've seen this, we'll answer by ...") instead of an error
-            if (held := holding(req, triage, context, policy)) is None:
-                raise
+            slow = isinstance(exc, asyncio.TimeoutError)
+            held = brand_reply(plan, triage, req, context, policy) if plan.mode == "praise" else None
+            if (held := held or holding(req, triage, context, policy)) is None:
+                if drafts or blocked:
+                    break
+                raise LLMUnavailable(f"the LLM did not answer within {svc.settings.suggest_deadline:.0f}s") if slow else exc
             timer.lap("generate")
-            drafts, holding_reply_used = {held.text: held}, True
-            break
+            return holding_response(req, triage, held, "llm_slow" if slow else "llm_unavailable", template, model,
+                                     usage, blocked, faqs, timer)
         timer.lap("generate")
         usage.add(result)
         model = result.model
@@ -156,38 +171,29 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         if to_reask:
             repair_vars = {"language_name": language_name(triage.language), "serious": triage.serious,
                            "categories": triage.categories, "message": req.message}
-            outcomes = await asyncio.gather(*(reask(svc, repair_vars, raw, text, findings, context, policy, usage, shape)
-                                              for raw, text, findings in to_reask))
+            outcomes = await asyncio.gather(*(reask(svc, repair_vars, raw, text, findings, context, policy, usage, shape,
+                                                    deadline) for raw, text, findings in to_reask))
             for outcome, parts in [o for group in outcomes for o in group]:
                 _keep(dress(outcome, parts, blocked=blocked), drafts, blocked)
             timer.lap("repair")
 
-    # respond: cite the FAQs each draft actually draws on (a holding reply draws on none)
+    # respond: cite the FAQs each draft actually draws on
     for draft in drafts.values():
-        draft.citations = [] if holding_reply_used else cite(draft.text, faqs)
+        draft.citations = cite(draft.text, faqs)
     timer.lap("cite")
+    # every model draft blocked: the brand's own sentences for each part (or its holding reply), the drafts reported
+    if not drafts and (held := (brand_reply(plan, triage, req, context, policy) if plan.mode != "question" else None)
+                       or holding(req, triage, context, policy)):
+        return holding_response(req, triage, held, "all_blocked", template, model, usage, blocked, faqs, timer)
     return SuggestResponse(
         id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=list(drafts.values()), blocked=blocked,
         knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
         prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
-        timings_ms=timer.total(), holding=holding_reply_used)
+        timings_ms=timer.total())
 
 
-def no_reply(req: SuggestRequest, triage: Triage, template, policy: Policy, timer: _Timer) -> SuggestResponse:
-    """`do_not_engage`: no LLM call and no draft, or the brand's one calm line when its policy asks for it."""
-    drafts = []
-    if policy.troll_reply == "calm_line":
-        line = language_spec(triage.language).phrases.calm
-        context = CheckContext(language=triage.language, serious=False, message=req.message, channel=req.channel,
-                               visibility=req.visibility)
-        if not is_blocking(findings := policy.apply(check(line, context))):
-            drafts = [Draft(text=line, findings=findings)]
-    note = ("Trolling or abuse with no complaint in it: tactful recommends not replying (hide or report only threats "
-            "or hate; never delete a genuine complaint)." + (" The brand's policy offers one calm line." if drafts else ""))
-    return SuggestResponse(
-        id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=drafts, blocked=[], knowledge=[],
-        prompt=PromptRef(name=template.name, version=template.version), model="none", usage=Usage(),
-        timings_ms=timer.total(), note=note)
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 def _shape(raw: str, cut_off: bool, plan: Plan, language: str) -> tuple[str, str, Parsed]:
@@ -260,17 +266,6 @@ async def judge(svc: Services, triage: Triage, message: str) -> Triage:
         return triage
 
 
-def holding(req: SuggestRequest, triage: Triage, context: CheckContext, policy: Policy) -> Draft | None:
-    """The brand's holding reply, guarded like any draft; None when the brand has none or it fails a guardrail."""
-    templates_ = load_holding(req.brand)
-    if templates_ is None:
-        return None
-    text, lang = holding_reply(templates_, triage.language, req.received_at, req.customer_name)
-    # a brand without a template in the customer's language falls back to English on purpose
-    findings = policy.apply(check(text, context.model_copy(update={"language": lang, "check_language": lang == triage.language})))
-    return None if is_blocking(findings) else Draft(text=text, findings=findings)
-
-
 def guard(raw: str, text: str, context: CheckContext, policy: Policy) -> Draft | BlockedDraft | list[Finding]:
     """A passing (possibly fixed) draft, a blocked draft, or the findings to re-ask the LLM about."""
     findings = policy.apply(check(text, context))
@@ -286,19 +281,22 @@ def guard(raw: str, text: str, context: CheckContext, policy: Policy) -> Draft |
 
 
 async def reask(svc: Services, variables: dict, raw: str, text: str, findings: list[Finding], context: CheckContext,
-                policy: Policy, usage: Usage, shape) -> list[tuple[Draft | BlockedDraft, Parsed | None]]:
+                policy: Policy, usage: Usage, shape, deadline: float) -> list[tuple[Draft | BlockedDraft, Parsed | None]]:
     """Send a blocked draft back to the LLM with its span-level findings, at most
     `policy.reask_rounds` times. Every failed attempt is reported under `blocked`."""
     template = templates.load("repair")
     attempts: list[tuple[Draft | BlockedDraft, Parsed | None]] = [(BlockedDraft(text=text, findings=findings), None)]
     first_findings = [f for f in findings if f.severity == "block"]
     for round_ in range(1, policy.reask_rounds + 1):
+        if _left(deadline) < MIN_ROUND_SECONDS:
+            return attempts
         messages = template.render({**variables, "draft": text, "findings": [f for f in findings if f.severity == "block"],
                                     "max_words": template.params.max_words})
         try:
-            result = await svc.llm.chat(messages, n=1, max_tokens=min(template.params.max_tokens or 120, svc.settings.llm_max_tokens),
-                                        temperature=template.params.temperature or 0.3)
-        except LLMUnavailable:
+            result = await asyncio.wait_for(svc.llm.chat(
+                messages, n=1, max_tokens=min(template.params.max_tokens or 120, svc.settings.llm_max_tokens),
+                temperature=template.params.temperature or 0.3), _left(deadline))
+        except (LLMUnavailable, asyncio.TimeoutError):
             return attempts  # the original stays blocked; the other drafts of this request still count
         usage.add(result)
         _, new, parts = shape(result.texts[0], cut_off=result.finish_reasons[0] == "length")

@@ -11,6 +11,7 @@ from guardrails.finding import Finding
 from guardrails.triage import Triage
 from prompts.segments import Segment
 
+HoldingReason = Literal["llm_unavailable", "llm_slow", "response_target", "no_knowledge", "all_blocked"]
 Channel = Literal["twitter", "x", "instagram", "facebook", "email", "chat", "sms", "whatsapp", "other"]
 
 
@@ -33,7 +34,8 @@ class SuggestRequest(BaseModel):
     history: list[Turn] = Field(default_factory=list, max_length=20)
     n: int = Field(3, ge=1, le=5, description="How many drafts to ask for.")
     tone: str | None = Field(None, max_length=100)
-    prompt: str = Field("suggest", max_length=64, description="Prompt template name (see GET /v1/prompts).")
+    prompt: str | None = Field(None, max_length=64, description="Prompt template, `name` or `name@version` "
+                               "(see GET /v1/prompts). Default: the brand's (guardrails/policies/<brand>.yaml), else `suggest`.")
     received_at: datetime | None = None
 
 
@@ -102,8 +104,10 @@ class SuggestResponse(BaseModel):
     usage: Usage
     timings_ms: dict[str, float]
     note: str | None = Field(None, description="Why `drafts` is empty or unusual, in words an agent reads.")
-    holding: bool = Field(False, description="The LLM was unavailable: `drafts` holds the brand's holding reply "
-                                             "(prompts/holding/<brand>.yaml), guarded like any draft.")
+    holding: bool = Field(False, description="`drafts` holds the brand's holding reply (prompts/holding/<brand>.yaml), "
+                                             "guarded like any draft, instead of a drafted answer; see `holding_reason`.")
+    holding_reason: HoldingReason | None = Field(None, description="Why: the LLM is down or too slow, the response-time "
+                                                 "target is about to pass, no FAQ answers the question, or every draft was blocked.")
 
 
 class CheckRequest(BaseModel):

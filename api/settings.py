@@ -23,8 +23,10 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(None, description="Model name sent to the endpoint. Default: the local model's alias.")
     llm_timeout: float = Field(60.0, description="Seconds one LLM request may take before it counts as failed.")
     llm_max_retries: int = Field(2, description="Retries on 429/5xx/connection errors (exponential backoff with jitter).")
-    llm_max_tokens: int = Field(160, description="Upper bound on tokens per draft (the template may ask for fewer).")
+    llm_max_tokens: int = Field(256, description="Upper bound on tokens per draft (the template may ask for fewer).")
     llm_temperature: float = Field(0.7, description="Sampling temperature when the prompt template sets none.")
+    suggest_deadline: float = Field(45.0, gt=0, description="Seconds /v1/suggest may spend on LLM calls (drafts, regeneration, re-asks); past it, the brand's holding reply (or what passed so far).")
+    holding_margin_minutes: float = Field(5.0, ge=0, description="With `received_at`: when the brand's response-time target passes within this many minutes, answer with the holding reply at once.")
     retry_after_seconds: int = Field(15, description="Retry-After sent with a 503 when the LLM is down.")
 
     # The embedded model, used only when llm_base_url is unset.

@@ -198,7 +198,7 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
 _WORD = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
 
 
-def echoes(draft: str, message: str) -> bool:
+def echoes(draft: str, message: str, share: float = 0.5) -> bool:
     """Small models often answer by restating the complaint in the first person ("You charged
     my card twice... Fix this now."). Flag drafts whose words mostly come, in order, from the message."""
     d, m = _WORD.findall(draft.lower()), _WORD.findall(message.lower())
@@ -206,7 +206,7 @@ def echoes(draft: str, message: str) -> bool:
         return False
     grams = {tuple(m[i:i + 3]) for i in range(len(m) - 2)}
     copied = sum(1 for i in range(len(d) - 2) if tuple(d[i:i + 3]) in grams)
-    return copied / (len(d) - 2) >= 0.5
+    return copied / (len(d) - 2) >= share
 
 
 def _wrong_language(text: str, expected: str) -> str | None:

@@ -46,6 +46,7 @@ class Policy(BaseModel):
     brand: str
     reask_rounds: int = Field(1, ge=0, le=3, description="Re-asks per draft at most (each is one LLM call).")
     families: dict[str, list[Action]] = Field(default_factory=dict)
+    prompt: str = Field("suggest", description="The brand's default prompt template (`name` or `name@version`).")
     troll_reply: Literal["none", "calm_line"] = Field(
         "none", description="For `do_not_engage`: no reply (seed 004: don't feed trolls), or one calm line.")
     rules: dict[str, list[Action]] = Field(default_factory=dict, description="Per rule id; wins over its family.")

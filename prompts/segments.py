@@ -28,6 +28,10 @@ Kind = Literal["respond", "apologise", "resolve", "thank"]
 _LABELS = {"respond": "RESPOND", "apologise": "APOLOGISE", "resolve": "RESOLVE", "thank": "THANK", "private": "PRIVATE"}
 _LABEL_LINE = re.compile(r"^[ \t*#>-]*(RESPOND|APOLOGI[SZ]E|RESOLVE|THANKS?|PRIVATE)[ \t*]*[:：][ \t*]*",
                          re.IGNORECASE | re.MULTILINE)
+# Small models read the instruction back ("Invite them to send us a direct message..."): a part
+# mostly copied from its instruction is not the model's answer. Higher than the customer-echo
+# share because a good part may well reuse a phrase of it ("send us a direct message").
+INSTRUCTION_ECHO = 0.75
 _SENTENCE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"'”’)]*|\n|$)")
 
 
@@ -166,10 +170,11 @@ def complete(segments: list[Segment], plan: Plan, language: str, message: str, c
     resolve that moves to a DM, nothing parroted from the customer), else the brand's sentence."""
     lang = language_spec(language)
     mine = {s.kind: s for s in segments}
+    asked = {p["label"]: p["instruction"] for p in prompt_parts(plan)}
     out: list[Segment] = []
     for kind in plan.kinds:
         seg = mine.get(kind)
-        if seg is not None and _fits(kind, seg.text, plan, lang, message):
+        if seg is not None and _fits(kind, seg.text, plan, lang, message) and not echoes(seg.text, asked[_LABELS[kind]], INSTRUCTION_ECHO):
             out.append(seg)
         else:
             out.append(Segment(kind=kind, text=_phrase(kind, plan, lang, categories), source="brand"))
@@ -179,8 +184,9 @@ def complete(segments: list[Segment], plan: Plan, language: str, message: str, c
 
 
 def private_message(text: str | None, language: str, message: str, customer_name: str | None) -> tuple[str, Literal["model", "brand"]]:
-    """The model's direct message when it wrote a real one, else the brand's."""
-    if text and not echoes(text, message):
+    """The model's direct message when it wrote a real one (not the customer's words, not our
+    instruction read back), else the brand's."""
+    if text and not echoes(text, message) and not echoes(text, load_segments().instructions["private"]["default"], INSTRUCTION_ECHO):
         return text, "model"
     name = f" {customer_name}" if customer_name else ""
     return language_spec(language).phrases.private.replace("{name}", name), "brand"
@@ -219,7 +225,7 @@ def _labelled(raw: str) -> dict[str, str]:
     for m, nxt in zip(marks, [*marks[1:], None]):
         label = m.group(1).upper()
         kind = next(k for k, v in _LABELS.items() if label.startswith(v[:5]))
-        body = raw[m.end(): nxt.start() if nxt else len(raw)].strip()
+        body = raw[m.end(): nxt.start() if nxt else len(raw)].strip().strip("<>").strip()
         if body and kind not in found:  # the first of a repeated part counts
             found[kind] = body
     return found

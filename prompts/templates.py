@@ -7,15 +7,21 @@ can say exactly what to fix.
 
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
-from typing import Literal
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import jinja2
 import yaml
+from jinja2 import meta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 TEMPLATE_DIR = Path(__file__).parent
+log = logging.getLogger("tactful.prompts")
 
 
 class PromptError(Exception):
@@ -32,6 +38,15 @@ class PromptInvalid(PromptError):
 
 class PromptRenderError(PromptError):
     pass
+
+
+# What the pipeline passes to each kind of template (api/pipeline.py); anything else is a typo.
+VARIABLES = {
+    "suggest": frozenset({"brand", "channel", "visibility", "language_name", "serious", "categories", "voice", "faqs",
+                          "history", "customer_name", "message", "max_words", "tone", "max_chars", "parts", "escalated_to"}),
+    "repair": frozenset({"language_name", "serious", "categories", "message", "draft", "findings", "max_words"}),
+    "triage_judge": frozenset({"message"}),
+}
 
 
 class PromptParams(BaseModel):
@@ -85,25 +100,80 @@ def load_file(path: Path) -> PromptTemplate:
         template = PromptTemplate.model_validate(data)
     except ValidationError as exc:
         raise PromptInvalid(f"{path}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
-    try:  # syntax errors surface at load time, not on the first customer request
-        _ENV.parse(template.system)
-        _ENV.parse(template.user)
+    try:  # syntax errors and unknown variables surface at load time, not on the first customer request
+        used = meta.find_undeclared_variables(_ENV.parse(template.system)) | meta.find_undeclared_variables(_ENV.parse(template.user))
     except jinja2.TemplateSyntaxError as exc:
         raise PromptInvalid(f"{path}: template syntax error at line {exc.lineno}: {exc.message}") from exc
+    if unknown := sorted(used - VARIABLES[template.purpose]):
+        raise PromptInvalid(f"{path}: undefined variable(s) {', '.join(unknown)}; a {template.purpose} template can use "
+                            f"{', '.join(sorted(VARIABLES[template.purpose]))}")
     return template
 
 
-@lru_cache(maxsize=64)
+# name, or name@version for a kept older version (prompts/suggest@1.yaml)
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}(?:@[A-Za-z0-9_.-]{1,16})?")
+
+
+@dataclass
+class _Loaded:
+    mtime_ns: int
+    template: PromptTemplate
+    error: str | None = None  # the newest edit's problem, while the last good version keeps serving
+
+
+_LOADED: dict[Path, _Loaded] = {}
+_LOCK = threading.Lock()
+
+
 def load(name: str, directory: Path = TEMPLATE_DIR) -> PromptTemplate:
+    """The template, re-read when its file changed: edits apply to the next request without a restart.
+    An edit that does not load is rejected: the last good version keeps serving, and `problem()`
+    (shown in GET /v1/prompts/{name} and the log) says why."""
     path = directory / f"{name}.yaml"
-    if not name.replace("-", "").replace("_", "").isalnum() or not path.is_file():
-        available = ", ".join(t.name for t in list_templates(directory)) or "none"
+    if not _NAME.fullmatch(name) or not path.is_file():
+        available = ", ".join(t.name + ("" if t.name == p.stem else f" ({p.stem})") for p, t in all_templates(directory)) or "none"
         raise PromptNotFound(f"no prompt template named {name!r}; available: {available}")
-    return load_file(path)
+    mtime = path.stat().st_mtime_ns
+    loaded = _LOADED.get(path)
+    if loaded is not None and loaded.mtime_ns == mtime:
+        return loaded.template
+    with _LOCK:
+        loaded = _LOADED.get(path)
+        if loaded is not None and loaded.mtime_ns == mtime:
+            return loaded.template
+        try:
+            template = load_file(path)
+        except PromptInvalid as exc:
+            if loaded is None:
+                raise
+            log.error("prompt %s: edit rejected, still serving v%s: %s", name, loaded.template.version, exc)
+            _LOADED[path] = _Loaded(mtime, loaded.template, str(exc))
+            return loaded.template
+        if loaded is not None:
+            log.info("prompt %s: reloaded v%s from %s", name, template.version, path)
+        _LOADED[path] = _Loaded(mtime, template)
+        return template
+
+
+def problem(name: str, directory: Path = TEMPLATE_DIR) -> str | None:
+    """Why the newest edit of a template was rejected, if it was."""
+    load(name, directory)
+    loaded = _LOADED.get(directory / f"{name}.yaml")
+    return loaded.error if loaded else None
+
+
+def all_templates(directory: Path = TEMPLATE_DIR) -> list[tuple[Path, PromptTemplate]]:
+    out = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            out.append((path, load(path.stem, directory)))
+        except PromptError:
+            continue  # a broken new file is reported when it is asked for, not in every listing
+    return out
 
 
 def list_templates(directory: Path = TEMPLATE_DIR) -> list[PromptTemplate]:
-    return [load_file(p) for p in sorted(directory.glob("*.yaml"))]
+    return [t for _, t in all_templates(directory)]
 
 
 def render(name: str, variables: dict) -> list[dict]:

@@ -10,7 +10,8 @@ from prompts.tokens import count_tokens, fit_to_budget, seed_tiktoken_cache
 def _vars(**over):
     base = {"brand": "acme", "channel": "twitter", "visibility": "public", "language_name": "English", "serious": True,
             "categories": ["financial"], "voice": [], "faqs": [], "history": [], "customer_name": None,
-            "message": "hi", "max_words": 60, "tone": None, "max_chars": 280}
+            "message": "hi", "max_words": 60, "tone": None, "max_chars": 280, "escalated_to": None,
+            "parts": [{"label": "RESPOND", "instruction": "acknowledge"}, {"label": "RESOLVE", "instruction": "next step"}]}
     base.update(over)
     return base
 
@@ -20,6 +21,7 @@ def test_suggest_template_renders_chat_messages():
     assert [m["role"] for m in msgs] == ["system", "user"]
     assert "[faq-a] T Answer." in msgs[1]["content"] and "no jokes" in msgs[1]["content"]
     assert "direct message" in msgs[0]["content"]  # public visibility
+    assert "- RESPOND: acknowledge." in msgs[1]["content"] and "(RESPOND: ..., RESOLVE: ...)" in msgs[1]["content"]
 
 
 def test_missing_variable_is_a_clear_error():

@@ -30,7 +30,7 @@ def test_complaint_draft_comes_in_three_parts_with_a_private_message(client, fak
     assert draft["private"].startswith("Thanks for messaging us.") and "order number" in draft["private"]
     # the prompt asked for exactly these parts
     prompt = fake_llm.requests[0]["messages"][1]["content"]
-    assert all(f"{label}: <" in prompt for label in ("RESPOND", "APOLOGISE", "RESOLVE", "PRIVATE"))
+    assert all(f"- {label}: " in prompt for label in ("RESPOND", "APOLOGISE", "RESOLVE", "PRIVATE"))
 
 
 def test_missing_or_wrong_parts_are_completed_by_the_brand_and_marked(client, fake_llm):
@@ -62,6 +62,19 @@ def test_praise_gets_thanks_not_an_apology(client, fake_llm):
     draft = body["drafts"][0]
     assert [(s["kind"], s["source"]) for s in draft["segments"]] == [("thank", "brand")]
     assert "sorry" not in draft["text"].lower() and draft["private"] is None
+
+
+def test_when_every_draft_is_blocked_the_agent_gets_the_brands_own_parts(client, fake_llm):
+    fake_llm.reset(Step(content="Just restart it lol"))
+    body = suggest(client, n=1).json()
+    assert body["holding"] is True and body["holding_reason"] == "all_blocked"
+    [draft] = body["drafts"]
+    assert [(s["kind"], s["source"]) for s in draft["segments"]] == [("respond", "brand"), ("apologise", "brand"),
+                                                                     ("resolve", "brand")]
+    assert draft["private"] and "order number" in draft["private"]
+    assert {b["text"] for b in body["blocked"]} == {"Just restart it lol"}
+    praise = suggest(client, n=1, message="Best customer service ever, thank you Acme!").json()
+    assert praise["drafts"][0]["segments"][0]["kind"] == "thank" and "sorry" not in praise["drafts"][0]["text"].lower()
 
 
 def test_troll_gets_no_draft_and_no_llm_call(client, fake_llm):

@@ -14,6 +14,11 @@ GOOD = ("Your order arrived damaged and your emails went unanswered, which is no
         "Send us a photo of the damaged item by direct message and we'll ship a free replacement or refund you.")
 
 
+def only_holding(body) -> bool:
+    """Nothing the model wrote passed: `drafts` holds the brand's holding reply alone."""
+    return body["holding"] is True and body["holding_reason"] == "all_blocked" and len(body["drafts"]) == 1
+
+
 def suggest(client, **overrides):
     body = {"brand": "acme", "message": COMPLAINT, "channel": "twitter", "visibility": "public", "n": 3}
     body.update(overrides)
@@ -47,7 +52,9 @@ def test_hostile_draft_is_blocked_never_returned(client, fake_llm):
     r = suggest(client)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["drafts"] == []
+    # nothing the model wrote passed: the agent gets acme's holding reply, and the model's drafts are reported
+    assert body["holding"] is True and body["holding_reason"] == "all_blocked"
+    assert [d["text"] for d in body["drafts"]] != ["Just restart it lol"] and len(body["drafts"]) == 1
     assert body["blocked"] and {b["text"] for b in body["blocked"]} == {"Just restart it lol"}
     rules = {f["rule"]: f for f in body["blocked"][0]["findings"]}
     assert {"en.minimising.just-imperative", "en.humour.laughter"} <= set(rules)
@@ -71,7 +78,7 @@ def test_mixed_drafts_split_between_drafts_and_blocked(client, fake_llm):
 def test_empty_completion_is_reported_as_blocked(client, fake_llm):
     fake_llm.reset(Step(content=""))
     body = suggest(client, n=1).json()
-    assert body["drafts"] == []
+    assert only_holding(body)
     assert body["blocked"][0]["findings"][0]["rule"] == "any.format.empty"
 
 

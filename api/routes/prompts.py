@@ -16,13 +16,14 @@ class RenderRequest(BaseModel):
 
 @router.get("/v1/prompts", summary="List prompt templates")
 def list_prompts() -> dict:
-    return {"prompts": [{"name": t.name, "version": t.version, "description": t.description}
-                        for t in templates.list_templates()]}
+    return {"prompts": [{"name": path.stem, "version": t.version, "purpose": t.purpose, "description": t.description,
+                         "problem": templates.problem(path.stem)} for path, t in templates.all_templates()]}
 
 
 @router.get("/v1/prompts/{name}", summary="Show one prompt template")
 def show_prompt(name: str) -> dict:
-    return templates.load(name).model_dump()
+    # `problem`: why the newest edit of the file was rejected (the version shown keeps serving)
+    return {**templates.load(name).model_dump(), "problem": templates.problem(name)}
 
 
 @router.post("/v1/prompts/{name}/render", summary="Render a template with variables")

@@ -1,0 +1,92 @@
+"""Replies that are not drafted by the model: the brand's holding reply (the LLM is down or
+slow, the response-time target is about to pass, no FAQ answers the question, every draft was
+blocked) and no reply at all to a troll. Each is guarded like any draft."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta, timezone
+
+from api.schemas import BlockedDraft, Draft, HoldingReason, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
+from api.settings import Settings
+from guardrails import CheckContext, check, is_blocking
+from guardrails.policy import Policy
+from guardrails.triage import Triage
+from knowledge.store import Hit
+from prompts.holding import holding_reply, load_holding
+from prompts.segments import Plan, complete, join, language_spec, private_message
+
+
+HOLDING_NOTES = {
+    "llm_unavailable": "The LLM is unavailable: this is the brand's holding reply.",
+    "llm_slow": "The LLM did not answer within the request's deadline: this is the brand's holding reply.",
+    "response_target": "The brand's response-time target is about to pass: a holding reply now, the full answer after.",
+    "no_knowledge": "Nothing in the knowledge base answers this question: a holding reply rather than a guessed answer.",
+    "all_blocked": "Every model draft failed a blocking guardrail (see `blocked`): this reply is made of the brand's own "
+                   "sentences for each part.",
+}
+
+
+def holding_response(req: SuggestRequest, triage: Triage, held: Draft, reason: HoldingReason, template, model: str,
+                      usage: Usage, blocked: list[BlockedDraft], faqs: list[Hit], timer) -> SuggestResponse:
+    return SuggestResponse(
+        id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=[held], blocked=blocked,
+        knowledge=[KnowledgeRef(id=h.id, kind=h.kind, score=h.score) for h in faqs],
+        prompt=PromptRef(name=template.name, version=template.version), model=model, usage=usage,
+        timings_ms=timer.total(), holding=True, holding_reason=reason, note=HOLDING_NOTES[reason])
+
+
+def due_now(req: SuggestRequest, settings: Settings) -> bool:
+    """The brand's response-time target for this message passes within the holding margin."""
+    if req.received_at is None or (templates_ := load_holding(req.brand)) is None:
+        return False
+    received = req.received_at if req.received_at.tzinfo else req.received_at.replace(tzinfo=timezone.utc)
+    target = received + timedelta(minutes=templates_.response_time_minutes)
+    return target - datetime.now(timezone.utc) <= timedelta(minutes=settings.holding_margin_minutes)
+
+
+def no_reply(req: SuggestRequest, triage: Triage, template, policy: Policy, timer) -> SuggestResponse:
+    """`do_not_engage`: no LLM call and no draft, or the brand's one calm line when its policy asks for it."""
+    drafts = []
+    if policy.troll_reply == "calm_line":
+        line = language_spec(triage.language).phrases.calm
+        context = CheckContext(language=triage.language, serious=False, message=req.message, channel=req.channel,
+                               visibility=req.visibility)
+        if not is_blocking(findings := policy.apply(check(line, context))):
+            drafts = [Draft(text=line, findings=findings)]
+    note = ("Trolling or abuse with no complaint in it: tactful recommends not replying (hide or report only threats "
+            "or hate; never delete a genuine complaint)." + (" The brand's policy offers one calm line." if drafts else ""))
+    return SuggestResponse(
+        id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=drafts, blocked=[], knowledge=[],
+        prompt=PromptRef(name=template.name, version=template.version), model="none", usage=Usage(),
+        timings_ms=timer.total(), note=note)
+
+
+def holding(req: SuggestRequest, triage: Triage, context: CheckContext, policy: Policy) -> Draft | None:
+    """The brand's holding reply, guarded like any draft; None when the brand has none or it fails a guardrail."""
+    templates_ = load_holding(req.brand)
+    if templates_ is None:
+        return None
+    text, lang = holding_reply(templates_, triage.language, req.received_at, req.customer_name)
+    # a brand without a template in the customer's language falls back to English on purpose
+    findings = policy.apply(check(text, context.model_copy(update={"language": lang, "check_language": lang == triage.language})))
+    return None if is_blocking(findings) else Draft(text=text, findings=findings)
+
+
+def brand_reply(plan: Plan, triage: Triage, req: SuggestRequest, context: CheckContext, policy: Policy) -> Draft | None:
+    """A reply made only of the brand's own sentences for each part (prompts/parts/segments.yaml): what
+    the agent gets when every model draft was blocked, or for praise when the model is unavailable
+    (a thank-you needs no promise to come back later). Guarded like any draft."""
+    segments = complete([], plan, triage.language, req.message, triage.categories)
+    text = join(segments, language_spec(triage.language).joiner)
+    findings = policy.apply(check(text, context))
+    if is_blocking(findings):
+        return None
+    draft = Draft(text=text, segments=segments, findings=findings)
+    if plan.private:
+        private, _ = private_message(None, triage.language, req.message, req.customer_name)
+        private_findings = policy.apply(check(private, context.model_copy(update={"visibility": "private", "channel": None})))
+        if is_blocking(private_findings):
+            return None
+        draft.public, draft.private, draft.private_findings = text, private, private_findings
+    return draft

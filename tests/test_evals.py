@@ -1,0 +1,156 @@
+"""The eval suite: record and replay, metrics, gates and exit codes, paired comparison, reports.
+
+The LLM is the tests' fake; the CLI runs as a subprocess, as CI runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from evals.cases import CASES_DIR, load_cases
+from evals.compare import compare
+from evals.gates import Gates, Floor, verdict
+from evals.metrics import METRICS, score
+from evals.report import junit, page
+from tests.conftest import ROOT
+from tests.fake_llm import Step
+
+LABELLED = ("RESPOND: That is a rotten experience and we understand why you're upset.\nAPOLOGISE: We're so sorry.\n"
+            "RESOLVE: Please send us a direct message so we can put this right today.\n"
+            "PRIVATE: Thanks for messaging us. Could you send your order number? We'll sort it out straight away.")
+PICK = ["en-social-01", "en-social-04", "en-social-05", "id-social-04", "zh-social-04"]
+
+
+def _cli(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "api.cli", "eval", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def workdir(tmp_path, settings, store, fake_llm):
+    """A folder with a few cases, its own recordings, and env pointing tactful at the tests' store and fake LLM."""
+    cases = [c for c in load_cases() if c.id in PICK]
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "pick.jsonl").write_text("\n".join(c.model_dump_json() for c in cases) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TACTFUL_DATA_DIR": str(settings.data_dir),
+           "TACTFUL_LLM_BASE_URL": f"{fake_llm.url}/v1", "TACTFUL_LLM_MODEL": "fake", "TACTFUL_LLM_TIMEOUT": "5"}
+    fake_llm.reset(Step(content=LABELLED))
+    return tmp_path, env
+
+
+def test_cases_are_valid_and_cover_every_action_in_every_language():
+    cases = load_cases()
+    assert len(cases) >= 150
+    social = [c for c in cases if c.set == "social"]
+    assert len(social) == 40
+    for lang in ("en", "id", "ro", "zh"):
+        mine = {c.labels.action for c in social if c.language == lang}
+        assert mine == {"reply_public", "reply_then_private", "escalate", "do_not_engage"}, (lang, mine)
+
+
+def test_a_recorded_run_replays_without_the_llm_and_a_draft_edited_to_minimise_fails_it(workdir, fake_llm):
+    tmp, env = workdir
+    common = ["--cases", str(tmp / "cases" / "*.jsonl"), "--recordings", str(tmp / "rec"), "--gates", str(tmp / "gates.yaml")]
+    (tmp / "gates.yaml").write_text("floors: {guardrail_pass: {min: 1.0}}\nregression_metrics: [clean_first_time]\n")
+    first = _cli(["run", *common, "--llm", "record", "--out", str(tmp / "a")], env, tmp)
+    assert first.returncode == 0, first.stdout + first.stderr
+    calls = len(fake_llm.requests)
+    assert calls >= len(PICK) - 2  # trolls get no LLM call
+
+    # replay: the LLM is not called (point it at a closed port to be sure), and the run is identical
+    dead = {**env, "TACTFUL_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+    again = _cli(["run", *common, "--llm", "replay", "--out", str(tmp / "b"), "--baseline", str(tmp / "a" / "run.json")], dead, tmp)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(fake_llm.requests) == calls
+    a, b = (json.loads((tmp / d / "run.json").read_text()) for d in ("a", "b"))
+    assert [r["scores"] for r in a["results"]] == [r["scores"] for r in b["results"]]
+    for name in ("run.json", "junit.xml", "summary.md", "report.html"):
+        assert (tmp / "b" / name).stat().st_size > 200
+
+    # a recorded draft edited to "just click": still guarded (fixed), but no longer clean -> regression, exit 1
+    recording = next((tmp / "rec").glob("*.jsonl"))
+    # (the first recorded response only: the others' re-asks would quote the edit and miss the recording)
+    edited = recording.read_text().replace("RESPOND: That is", "RESPOND: Just click Help. That is", 1)
+    assert edited != recording.read_text()
+    recording.write_text(edited)
+    worse = _cli(["run", *common, "--llm", "replay", "--out", str(tmp / "c"), "--baseline", str(tmp / "a" / "run.json")], dead, tmp)
+    assert worse.returncode == 1, worse.stdout + worse.stderr
+    assert "clean_first_time regressed 1.00 -> 0.00" in worse.stdout + worse.stderr
+    c = json.loads((tmp / "c" / "run.json").read_text())
+    assert all(r["scores"]["guardrail_pass"] in (None, 1.0) for r in c["results"])  # nothing unguarded got out
+
+    # a request never recorded, in replay mode: an infrastructure error, exit 2
+    (tmp / "cases" / "pick.jsonl").write_text((tmp / "cases" / "pick.jsonl").read_text().replace("@acme", "@acme_support"))
+    missing = _cli(["run", *common, "--llm", "replay", "--out", str(tmp / "d")], dead, tmp)
+    assert missing.returncode == 2 and "no recorded response" in missing.stderr
+
+
+def test_compare_of_a_run_with_itself_reports_no_change_and_a_worse_run_loses(workdir):
+    tmp, env = workdir
+    out = _cli(["run", "--cases", str(tmp / "cases" / "*.jsonl"), "--recordings", str(tmp / "rec"), "--out", str(tmp / "a"),
+                "--gates", str(tmp / "none.yaml")], env, tmp)
+    assert out.returncode == 2 and "none.yaml" in out.stderr  # a missing gates file is named
+    (tmp / "g.yaml").write_text("floors: {}\n")
+    assert _cli(["run", "--cases", str(tmp / "cases" / "*.jsonl"), "--recordings", str(tmp / "rec"), "--out", str(tmp / "a"),
+                 "--gates", str(tmp / "g.yaml")], env, tmp).returncode == 0
+    run = json.loads((tmp / "a" / "run.json").read_text())
+    same = compare(run, run)
+    assert (same["wins"], same["losses"]) == (0, 0) and same["ties"] == len(run["results"]) and same["flipped"] == []
+    assert all(v["delta"] == 0 and v["ci95"] == (0.0, 0.0) for v in same["metrics"].values())
+    worse = json.loads(json.dumps(run))
+    worse["results"][0]["scores"]["action_correct"] = 0.0
+    result = compare(run, worse)
+    assert result["losses"] == 1 and result["flipped"][0]["id"] == run["results"][0]["id"]
+    assert result["metrics"]["action_correct"]["delta"] < 0
+    printed = _cli(["compare", str(tmp / "a" / "run.json"), str(tmp / "a" / "run.json"), "--out", str(tmp / "cmp")], env, tmp)
+    assert printed.returncode == 0 and "0 wins" in printed.stdout and "0 losses" in printed.stdout
+
+
+def test_metrics_judge_drafts_independently_of_the_pipeline():
+    case = next(c for c in load_cases() if c.id == "en-social-04")
+    resp = {"triage": {"language": "en", "serious": True, "action": "reply_then_private", "type": "complaint",
+                       "escalate_to": None},
+            "drafts": [{"text": "Just click Track order, lol. Send your order number here.", "segments": [], "citations": []}],
+            "blocked": [], "knowledge": [], "holding": False}
+    scores = score(case, resp)
+    assert set(scores) == set(METRICS)
+    assert scores["guardrail_pass"] == 0.0 and scores["no_private_data_public"] == 0.0 and scores["rsr_complete"] == 0.0
+    assert scores["action_correct"] == 1.0
+    problems = verdict({"summary": {"overall": {m: {"mean": v} for m, v in scores.items()}},
+                        "results": [{"id": case.id, "repeat": 0, "scores": scores}]},
+                       Gates(floors={"rsr_complete": Floor(min=1.0)}))
+    assert any("guardrail_pass" in p for p in problems) and any("rsr_complete" in p for p in problems)
+
+
+def test_reports_render_charts_and_a_filterable_table():
+    case = next(c for c in load_cases() if c.id == "en-social-01")
+    resp = {"triage": {"language": "en", "serious": False, "action": "reply_public", "type": "question", "reasons": []},
+            "drafts": [{"text": "Yes, we ship to Canada in 5 days.", "segments": [{"kind": "respond", "text": "x"}]}],
+            "blocked": [], "knowledge": [], "holding": False, "usage": {"completion_tokens": 9}}
+    from evals.runner import summarise
+
+    results = [{"id": case.id, "repeat": 0, "slices": {"language": "en", "type": "question", "serious": "false",
+                                                       "action": "reply_public"},
+                "message": case.message, "response": resp, "scores": score(case, resp), "latency_ms": 12.0, "tokens": 9}]
+    run = {"config": {"prompt": "suggest", "model": "fake", "repeat": 1}, "started": "now", "results": results,
+           "summary": summarise(results)}
+    html = page(run, [])
+    assert html.count("<svg") >= 3 and "Yes, we ship to Canada" in html and 'id="lang"' in html
+    suite = ET.fromstring(junit(run))
+    assert suite.get("tests") == "1" and suite.get("failures") == "0"
+
+
+def test_shipped_gates_and_baseline_are_consistent():
+    from evals.gates import GATES_FILE, load_gates
+
+    gates = load_gates()
+    assert gates.floors["guardrail_pass"].min == 1.0
+    if gates.baseline:
+        assert (GATES_FILE.parent / gates.baseline).is_file(), "the baseline named in gates.yaml must be committed"
+    assert CASES_DIR.is_dir()
