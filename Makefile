@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install ingest bench bench-guardrails bench-retrieval bench-models eval lock smoke clean
+.PHONY: run test install ingest bench bench-guardrails bench-retrieval bench-models eval eval-record lock smoke clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "tactful needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 2; }
@@ -44,11 +44,18 @@ bench-guardrails: install
 bench-retrieval: install
 	$(PY) benchmarks/retrieval.py
 
-# Precision/recall of the guardrails (tuned corpus and blind held-out set) and retrieval hit@k.
-eval: install
+# Precision/recall of the guardrails (tuned corpus and blind held-out set), retrieval hit@k, and the
+# eval cases through the whole pipeline replayed from recorded model responses (no LLM needed).
+eval: install ingest
 	$(PY) -m evals.guardrails_eval
 	$(PY) -m evals.guardrails_eval --heldout
 	$(PY) -m evals.retrieval_eval
+	$(VENV)/bin/tactful eval run --llm replay --model local --out data/evals/cases
+
+# Record what the replay needs: runs the cases on the embedded model, calling it only for requests
+# not yet in evals/recordings/ (the first full run takes about 40 minutes on 2 cores).
+eval-record: install ingest
+	$(VENV)/bin/tactful eval run --llm auto --out data/evals/cases
 
 # The two embedded models on the same messages through the real pipeline (~4 min).
 bench-models: install ingest

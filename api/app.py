@@ -11,7 +11,8 @@ from api import errors
 from api.llm import LLMClient
 from api.local_llm import LocalLLMServer
 from api.pipeline import Services
-from api.routes import guardrails, health, knowledge, prompts, suggest
+from api.feedback import FeedbackStore
+from api.routes import feedback, guardrails, health, knowledge, prompts, suggest
 from api.settings import Settings, get_settings
 from knowledge.store import KnowledgeStore
 from prompts.tokens import seed_tiktoken_cache
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = Services(settings=settings, store=KnowledgeStore(settings), llm=llm)
         _warm_up(services)
         app.state.services = services
+        app.state.feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
         app.state.local_llm = local
         log.info("tactful ready: LLM %s at %s", model, base_url)
         try:
@@ -70,6 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Guarded, grounded reply drafts for customer-support and social-media teams.")
     app.state.settings = settings
     errors.install(app)
-    for module in (suggest, guardrails, knowledge, prompts, health):
+    for module in (suggest, guardrails, knowledge, prompts, feedback, health):
         app.include_router(module.router)
     return app

@@ -22,7 +22,8 @@ from guardrails.triage import Action, MessageType, analyze
 
 CASES_DIR = Path(__file__).parent / "cases"
 Category = Literal["safety_health", "financial", "security_privacy", "legal", "bereavement", "discrimination_harassment",
-                   "service_outage", "repeated_contact", "data_breach", "media_risk", "product_failure", "delivery"]
+                   "service_outage", "repeated_contact", "data_breach", "media_risk", "product_failure", "delivery",
+                   "details_posted"]
 Team = Literal["safety", "legal", "security", "trust_and_safety", "communications", "customer_care_lead"]
 Intent = Literal["acknowledge", "apology", "next_step", "thanks", "private_channel"]
 

@@ -117,3 +117,32 @@ def _print_summary(data: dict, problems: list[str]) -> None:
     Console().print(table)
     for p in problems[:20]:
         console.print(f"[red]✗[/] {p}")
+
+
+cases_app = typer.Typer(help="Build eval cases.", no_args_is_help=True)
+eval_app.add_typer(cases_app, name="cases")
+
+
+@cases_app.command("from-feedback")
+def from_feedback(out: Path = typer.Option(Path("evals/cases/feedback.jsonl"), "--out", help="Cases file to append to."),
+                  heavy_edit: float = typer.Option(0.4, "--heavy-edit", min=0, max=1,
+                                                   help="Edits changing more than this share of a draft count as rejections.")) -> None:
+    """Turn rejected and heavily edited drafts (POST /v1/feedback) into regression cases."""
+    from api.feedback import FeedbackStore, to_case
+    from api.settings import get_settings
+    from evals.cases import Case
+
+    db = get_settings().data_dir / "feedback.sqlite3"
+    if not db.is_file():
+        console.print(f"[red]error:[/] no feedback yet ({db} does not exist)")
+        raise typer.Exit(2)
+    known = set()
+    if out.is_file():
+        known = {json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines() if line.strip()}
+    new = [to_case(item) for item in FeedbackStore(db).regressions(heavy_edit)]
+    new = [Case.model_validate(c).model_dump(mode="json") for c in new if c["id"] not in known]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as f:
+        for case in new:
+            f.write(json.dumps(case, ensure_ascii=False) + "\n")
+    console.print(f"{len(new)} new case(s) in {out} ({len(known)} already there); review their labels before relying on them")

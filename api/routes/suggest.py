@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import Response
 
 from api.deps import get_services
@@ -13,12 +13,15 @@ router = APIRouter(tags=["suggest"])
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 422, 503)}
 
 
-async def _suggest(body: SuggestRequest, svc: Services = Depends(get_services)) -> Response:
+async def _suggest(body: SuggestRequest, request: Request, background: BackgroundTasks,
+                   svc: Services = Depends(get_services)) -> Response:
     if not body.message.strip():
         raise APIError(422, "invalid_request", "'message' must contain text, not only whitespace", "message")
     if not brand_ok(body.brand):
         raise APIError(422, "invalid_request", "'brand' must be 2-63 lowercase letters, digits, '-' or '_'", "brand")
     result = await suggest(body, svc)
+    # kept so an agent's feedback on it can become an eval case; written after the response is sent
+    background.add_task(request.app.state.feedback.remember, body, result)
     # Serialised once from the model the pipeline built (and validated); FastAPI's response_model
     # path would validate the whole nested response a second time (~0.7 ms per suggestion).
     return Response(result.model_dump_json(), media_type="application/json")
