@@ -131,7 +131,10 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     # all within the request's deadline: a slow model gets the holding reply, not a 60-second wait
     deadline = time.monotonic() + svc.settings.suggest_deadline
     shape = partial(_shape, plan=plan, language=triage.language)
-    dress = partial(_dress, plan=plan, triage=triage, req=req, context=context, policy=policy)
+    # the prompt's own words, minus the facts and the customer's: a part that reads them back is not an answer
+    scaffold = "\n".join([messages[0]["content"], *(p["instruction"] for p in prompt_parts(plan)),
+                          f"This is a serious matter ({', '.join(triage.categories)}): no jokes, no emoji."])
+    dress = partial(_dress, plan=plan, triage=triage, req=req, context=context, policy=policy, scaffold=scaffold)
     params = template.params
     drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft
     blocked: list[BlockedDraft] = []
@@ -208,7 +211,7 @@ def _shape(raw: str, cut_off: bool, plan: Plan, language: str) -> tuple[str, str
 
 
 def _dress(outcome: Draft | BlockedDraft, parts: Parsed | None, plan: Plan, triage: Triage, req: SuggestRequest,
-           context: CheckContext, policy: Policy, blocked: list[BlockedDraft]) -> Draft | BlockedDraft:
+           context: CheckContext, policy: Policy, scaffold: str, blocked: list[BlockedDraft]) -> Draft | BlockedDraft:
     """A draft that passed, made whole: each part the plan asks for (the brand's sentence where the
     model left one out or got it wrong), and the private message for `reply_then_private`. Whatever
     tactful adds is guarded again, so the finished reply passes like any draft."""
@@ -217,7 +220,7 @@ def _dress(outcome: Draft | BlockedDraft, parts: Parsed | None, plan: Plan, tria
     joiner = language_spec(triage.language).joiner
     spoken = parts.text(joiner)
     mine = remap(parts.segments, spoken, outcome.text, joiner) if outcome.text != spoken else parts.segments
-    segments = complete(mine, plan, triage.language, req.message, triage.categories)
+    segments = complete(mine, plan, triage.language, req.message, triage.categories, scaffold)
     text = join(segments, joiner)
     if text != outcome.text:
         checked = guard(text, text, context, policy)

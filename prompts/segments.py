@@ -165,22 +165,36 @@ def parse(raw: str, plan: Plan, language: str) -> Parsed:
     return Parsed(segments=segments, private=found.get("private", "").strip() or None if plan.private else None)
 
 
-def complete(segments: list[Segment], plan: Plan, language: str, message: str, categories: list[str]) -> list[Segment]:
+def complete(segments: list[Segment], plan: Plan, language: str, message: str, categories: list[str],
+             scaffold: str = "") -> list[Segment]:
     """Every part the plan asks for: the model's when it fits (an apology that apologises, a public
-    resolve that moves to a DM, nothing parroted from the customer), else the brand's sentence."""
+    resolve that moves to a DM, nothing parroted from the customer or read back from the prompt's
+    instructions, `scaffold`), else the brand's sentence."""
     lang = language_spec(language)
     mine = {s.kind: s for s in segments}
     asked = {p["label"]: p["instruction"] for p in prompt_parts(plan)}
     out: list[Segment] = []
     for kind in plan.kinds:
         seg = mine.get(kind)
-        if seg is not None and _fits(kind, seg.text, plan, lang, message) and not echoes(seg.text, asked[_LABELS[kind]], INSTRUCTION_ECHO):
+        if (seg is not None and _fits(kind, seg.text, plan, lang, message)
+                and not echoes(seg.text, asked[_LABELS[kind]], INSTRUCTION_ECHO) and not _from_scaffold(seg.text, scaffold)):
             out.append(seg)
         else:
             out.append(Segment(kind=kind, text=_phrase(kind, plan, lang, categories), source="brand"))
     if "apologise" in plan.kinds and len(out) > 1:
         _apologise_once(out, lang)
     return out
+
+
+def _from_scaffold(text: str, scaffold: str) -> bool:
+    """A part that is the prompt's own wording ("No jokes, no emoji.", "You are a serious matter...")."""
+    if not scaffold:
+        return False
+    words = " ".join(_WORDS.findall(text.casefold()))
+    return (len(words.split()) >= 3 and words in " ".join(_WORDS.findall(scaffold.casefold()))) or echoes(text, scaffold, INSTRUCTION_ECHO)
+
+
+_WORDS = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
 
 
 def private_message(text: str | None, language: str, message: str, customer_name: str | None) -> tuple[str, Literal["model", "brand"]]:

@@ -165,3 +165,9 @@ def test_every_brand_sentence_passes_the_guardrails_and_its_own_cues(lang):
     assert spec.rx["apologise"].search(phrases.apologise)
     assert spec.rx["thank"].search(phrases.thank) and not spec.rx["apologise"].search(phrases.thank)
     assert spec.rx["private_channel"].search(phrases.resolve["private"])
+
+
+def test_a_part_that_reads_the_prompt_back_is_replaced(client, fake_llm):
+    fake_llm.reset(Step(content="RESPOND: No jokes, no emoji.\nAPOLOGISE: We're sorry.\nRESOLVE: Please send us a DM."))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert draft["segments"][0]["source"] == "brand" and "emoji" not in draft["text"]
