@@ -11,6 +11,7 @@ from api import errors
 from api.llm import LLMClient
 from api.local_llm import LocalLLMServer
 from api.pipeline import Services
+from api.auth import KeyStore
 from api.feedback import FeedbackStore
 from api.routes import feedback, guardrails, health, knowledge, prompts, suggest
 from api.settings import Settings, get_settings
@@ -59,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _warm_up(services)
         app.state.services = services
         app.state.feedback = FeedbackStore(settings.data_dir / "feedback.sqlite3")
+        app.state.keys = KeyStore(settings.data_dir / "keys.sqlite3")
+        if settings.auth == "open":
+            log.warning("open mode (TACTFUL_AUTH=open): no API key is required; set TACTFUL_AUTH=keys before exposing tactful")
         app.state.local_llm = local
         log.info("tactful ready: LLM %s at %s", model, base_url)
         try:

@@ -39,6 +39,9 @@ def serve(host: str = typer.Option(None, help="Default: TACTFUL_HOST or 127.0.0.
             raise typer.Exit(2)
         console.print(f"[bold]tactful[/]: starting the embedded model [cyan]{settings.local_model}[/] "
                       f"(set TACTFUL_LLM_BASE_URL to use another OpenAI-compatible endpoint)")
+    if settings.auth == "open":
+        console.print("[yellow]open mode[/] (TACTFUL_AUTH=open): no API key is required. Set TACTFUL_AUTH=keys and "
+                      "create keys with `tactful keys create` before exposing tactful beyond this machine.")
     try:
         if workers > 1:  # each worker process builds its own app from the same TACTFUL_ settings
             uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
@@ -170,6 +173,47 @@ def analyze(message: str = typer.Argument(None, help="The customer's message (om
         console.print("[red]error:[/] give a message, or use --jsonl")
         raise typer.Exit(2)
     print(run_analyze(message, language=language).model_dump_json(indent=2))
+
+
+keys_app = typer.Typer(help="API keys, scoped to brands and roles.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _keys():
+    from api.auth import KeyStore
+    from api.settings import get_settings
+
+    return KeyStore(get_settings().data_dir / "keys.sqlite3")
+
+
+@keys_app.command("create")
+def keys_create(brand: list[str] = typer.Option(..., "--brand", "-b", help="A brand this key may use (repeat; '*' for all)."),
+                role: list[str] = typer.Option(["suggest"], "--role", "-r", help="suggest, knowledge:write or admin (repeat)."),
+                name: str = typer.Option("", "--name", help="Who or what uses it.")) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    try:
+        key, key_id = _keys().create(brand, role, name)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    console.print(f"created {key_id} for brands {', '.join(brand)} with roles {', '.join(role)}; it is shown only now:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key's id, brands, roles and whether it is revoked (never the key itself)."""
+    for k in _keys().list():
+        print(f"{k['id']}\t{','.join(k['brands'])}\t{','.join(k['roles'])}\t{k['name']}\t{'revoked ' + k['revoked'] if k['revoked'] else 'active'}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by id: its next request gets 401."""
+    if not _keys().revoke(key_id):
+        console.print(f"[red]error:[/] no active key {key_id!r} (see `tactful keys list`)")
+        raise typer.Exit(1)
+    console.print(f"revoked {key_id}")
 
 
 prompts_app = typer.Typer(help="List, show and render prompt templates.", no_args_is_help=True)

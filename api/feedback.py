@@ -58,6 +58,10 @@ class FeedbackStore:
             self._db.execute("INSERT OR REPLACE INTO suggestions (id, brand, request, response) VALUES (?, ?, ?, ?)",
                              (resp.id, req.brand, req.model_dump_json(), resp.model_dump_json()))
 
+    def brand_of(self, suggestion_id: str) -> str | None:
+        row = self._db.execute("SELECT brand FROM suggestions WHERE id = ?", (suggestion_id,)).fetchone()
+        return row[0] if row else None
+
     def add(self, fb: FeedbackRequest) -> FeedbackResponse:
         with self._lock:
             row = self._db.execute("SELECT response FROM suggestions WHERE id = ?", (fb.suggestion_id,)).fetchone()

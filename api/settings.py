@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TACTFUL_", env_file=".env", extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address tactful listens on.")
+    auth: Literal["keys", "open"] = Field("keys", description="`keys`: every API call needs a key (`tactful keys create`), scoped to brands and roles. `open`: no keys at all, for a laptop; `make run` sets it and says so.")
     port: int = Field(8000, description="Port tactful listens on.")
     workers: int = Field(1, ge=1, description="uvicorn worker processes (more than 1 needs TACTFUL_LLM_BASE_URL: each worker would start its own embedded model).")
     data_dir: Path = Field(Path("data"), description="Where the vector store, joined model files and caches live.")

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def create():
     """tactful configured only by the TACTFUL_* variables the benchmark sets for the child
     process; `.env` is ignored so a developer's local settings cannot change what is measured."""
-    return create_app(Settings(_env_file=None))
+    return create_app(Settings(auth="open", _env_file=None))
 
 
 def ingest_acme(data_dir: Path) -> None:
@@ -23,7 +23,7 @@ def ingest_acme(data_dir: Path) -> None:
     from prompts.tokens import seed_tiktoken_cache
 
     seed_tiktoken_cache(data_dir / "tiktoken")
-    settings = Settings(data_dir=data_dir, llm_base_url="http://127.0.0.1:9/v1", _env_file=None)
+    settings = Settings(data_dir=data_dir, llm_base_url="http://127.0.0.1:9/v1", auth="open", _env_file=None)
     report = ingest(KnowledgeStore(settings), "acme", ROOT / "knowledge" / "brands" / "acme")
     if report.problems:
         raise SystemExit(f"ingest failed: {report.problems}")

@@ -59,7 +59,7 @@ console = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes:
 
 def run_model(name: str, data_dir: Path, args) -> dict:
     """Start tactful with the embedded `name`, send every message, collect raw results."""
-    settings = Settings(data_dir=data_dir, local_model=name, local_llm_port=free_port(), llm_base_url=None,
+    settings = Settings(data_dir=data_dir, local_model=name, local_llm_port=free_port(), llm_base_url=None, auth="open",
                         _env_file=None)
     out = {"model": name, "description": MODELS[name].description, "responses": [], "errors": [], "skipped": []}
     t0 = time.perf_counter()

@@ -25,7 +25,7 @@ def _free_port() -> int:
 
 
 def _start(data_dir, port) -> subprocess.Popen:
-    env = {**os.environ, "TACTFUL_DATA_DIR": str(data_dir), "TACTFUL_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+    env = {**os.environ, "TACTFUL_DATA_DIR": str(data_dir), "TACTFUL_LLM_BASE_URL": "http://127.0.0.1:9/v1", "TACTFUL_AUTH": "open",
            "TACTFUL_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

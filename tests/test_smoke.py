@@ -23,7 +23,7 @@ COMPLAINT = "My order arrived broken and nobody answers my emails. This is the t
 
 
 def test_real_local_model_drafts_guarded_replies(data_dir, store):
-    settings = Settings(data_dir=data_dir, models_dir=ROOT / "data" / "models", llm_base_url=None,
+    settings = Settings(data_dir=data_dir, models_dir=ROOT / "data" / "models", llm_base_url=None, auth="open",
                         local_llm_port=free_port(), llm_timeout=90, _env_file=None)
     app = create_app(settings)
     with ThreadedServer(app) as server:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from api.auth import Principal, authorize
 from api.errors import APIError
 from api.feedback import FeedbackRequest, FeedbackResponse, FeedbackStore, UnknownSuggestion
 from api.schemas import ErrorResponse
@@ -15,7 +16,10 @@ def get_feedback(request: Request) -> FeedbackStore:
 
 @router.post("/v1/feedback", response_model=FeedbackResponse, status_code=201,
              summary="Record what the agent did with a draft: accepted, edited or rejected")
-def post_feedback(body: FeedbackRequest, store: FeedbackStore = Depends(get_feedback)) -> FeedbackResponse:
+def post_feedback(body: FeedbackRequest, store: FeedbackStore = Depends(get_feedback),
+                  caller: Principal = Depends(authorize("suggest"))) -> FeedbackResponse:
+    if (brand := store.brand_of(body.suggestion_id)) is not None:
+        caller.require_brand(brand)
     if body.outcome == "edited" and not body.final_text:
         raise APIError(422, "invalid_request", "an 'edited' outcome needs 'final_text': the text the agent sent", "final_text")
     try:

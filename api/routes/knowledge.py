@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Principal, authorize
 from api.deps import get_services
 from api.pipeline import Services
 from api.errors import APIError
@@ -37,14 +38,17 @@ class SearchResponse(BaseModel):
 
 
 @router.post("/v1/brands/{brand}/search", response_model=SearchResponse, summary="Search a brand's knowledge base")
-async def search(brand: str, body: SearchRequest, svc: Services = Depends(get_services)) -> SearchResponse:
+async def search(brand: str, body: SearchRequest, svc: Services = Depends(get_services),
+                 caller: Principal = Depends(authorize("suggest"))) -> SearchResponse:
+    caller.require_brand(brand)
     hits = await run_in_threadpool(svc.store.search, brand, body.text, body.k, body.kinds, body.language)
     return SearchResponse(results=[SearchResult(id=h.id, kind=h.kind, title=h.title, language=h.language, score=h.score,
                                                 text=h.text) for h in hits])
 
 
 @router.get("/v1/brands/{brand}/documents", summary="List a brand's documents")
-async def documents(brand: str, svc: Services = Depends(get_services)) -> dict:
+async def documents(brand: str, svc: Services = Depends(get_services), caller: Principal = Depends(authorize("suggest"))) -> dict:
+    caller.require_brand(brand)
     return {"documents": await run_in_threadpool(svc.store.documents, brand)}
 
 
@@ -92,7 +96,9 @@ def _to_document(i: int, d: DocumentIn) -> Document:
 
 @router.post("/v1/brands/{brand}/documents", response_model=DocumentsWritten,
              summary="Add or update documents (a new brand is created by its first document)")
-async def write_documents(brand: str, body: DocumentsIn, svc: Services = Depends(get_services)) -> DocumentsWritten:
+async def write_documents(brand: str, body: DocumentsIn, svc: Services = Depends(get_services),
+                          caller: Principal = Depends(authorize("knowledge:write"))) -> DocumentsWritten:
+    caller.require_brand(brand)
     if not brand_ok(brand):
         raise APIError(422, "invalid_brand", "brand names are 2-63 lowercase letters, digits, '-' or '_'", "brand")
     ids = [d.id for d in body.documents]
@@ -110,7 +116,9 @@ async def write_documents(brand: str, body: DocumentsIn, svc: Services = Depends
 
 @router.delete("/v1/brands/{brand}/documents/{doc_id}", status_code=204, response_class=Response,
                summary="Remove one document and all its chunks")
-async def delete_document(brand: str, doc_id: str, svc: Services = Depends(get_services)) -> Response:
+async def delete_document(brand: str, doc_id: str, svc: Services = Depends(get_services),
+                          caller: Principal = Depends(authorize("knowledge:write"))) -> Response:
+    caller.require_brand(brand)
     if not await run_in_threadpool(svc.store.delete, brand, doc_id):
         raise APIError(404, "document_not_found", f"brand {brand!r} has no document {doc_id!r}", "doc_id")
     return Response(status_code=204)

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import authorize
 from api.schemas import ErrorResponse
 from prompts import templates
 
-router = APIRouter(tags=["prompts"], responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
+router = APIRouter(tags=["prompts"], responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+                   dependencies=[Depends(authorize("suggest"))])
 
 
 class RenderRequest(BaseModel):

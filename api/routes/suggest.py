@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import Response
 
+from api.auth import Principal, authorize
 from api.deps import get_services
 from api.errors import APIError
 from api.pipeline import Services, suggest
@@ -14,11 +15,12 @@ _ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 422, 503)}
 
 
 async def _suggest(body: SuggestRequest, request: Request, background: BackgroundTasks,
-                   svc: Services = Depends(get_services)) -> Response:
+                   svc: Services = Depends(get_services), caller: Principal = Depends(authorize("suggest"))) -> Response:
     if not body.message.strip():
         raise APIError(422, "invalid_request", "'message' must contain text, not only whitespace", "message")
     if not brand_ok(body.brand):
         raise APIError(422, "invalid_request", "'brand' must be 2-63 lowercase letters, digits, '-' or '_'", "brand")
+    caller.require_brand(body.brand)
     result = await suggest(body, svc)
     # kept so an agent's feedback on it can become an eval case; written after the response is sent
     background.add_task(request.app.state.feedback.remember, body, result)
