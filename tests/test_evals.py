@@ -154,3 +154,36 @@ def test_shipped_gates_and_baseline_are_consistent():
     if gates.baseline:
         assert (GATES_FILE.parent / gates.baseline).is_file(), "the baseline named in gates.yaml must be committed"
     assert CASES_DIR.is_dir()
+
+
+def test_the_html_report_renders_in_headless_chromium(tmp_path):
+    """Opened in a real browser: the charts are drawn and the filter script ran (it fills the count)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium on this machine (Debian: apt-get install chromium; .ci/run installs it)")
+    from evals.runner import summarise
+
+    cases = [c for c in load_cases() if c.set == "social"][:6]
+    results = []
+    for case in cases:
+        resp = {"triage": {"language": case.language, "serious": case.labels.serious, "action": case.labels.action,
+                           "type": case.labels.type, "reasons": ["a reason"]},
+                "drafts": [{"text": f"Reply to {case.id}", "segments": [{"kind": "respond", "text": "x"}]}],
+                "blocked": [], "knowledge": [], "holding": False, "usage": {"completion_tokens": 5}}
+        results.append({"id": case.id, "repeat": 0, "slices": {"language": case.language, "type": case.labels.type,
+                        "serious": str(case.labels.serious).lower(), "action": case.labels.action},
+                        "message": case.message, "response": resp, "scores": score(case, resp), "latency_ms": 5.0, "tokens": 5})
+    run = {"config": {"prompt": "suggest", "model": "fake", "repeat": 1}, "started": "now", "results": results,
+           "summary": summarise(results)}
+    html_path = tmp_path / "report.html"
+    html_path.write_text(page(run, ["a problem"]), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000"]
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, f"--screenshot={shot}", html_path.as_uri()], capture_output=True, timeout=120)
+    dom = subprocess.run([browser, *flags, "--dump-dom", html_path.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert shot.is_file() and shot.stat().st_size > 20_000, "the screenshot is missing or blank"
+    assert f"{len(cases)} shown" in dom  # the table filter script ran in the browser
+    assert dom.count('class="bar"') >= 10 and "Reply to " + cases[0].id in dom and "FAIL (1)" in dom
