@@ -13,6 +13,7 @@ from api.local_llm import LocalLLMServer
 from api.pipeline import Services
 from api.auth import KeyStore
 from api.feedback import FeedbackStore
+from api.middleware import Gatekeeper, IdempotencyStore
 from api.routes import feedback, guardrails, health, knowledge, prompts, suggest
 from api.settings import Settings, get_settings
 from knowledge.store import KnowledgeStore
@@ -76,6 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Guarded, grounded reply drafts for customer-support and social-media teams.")
     app.state.settings = settings
     errors.install(app)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app.add_middleware(Gatekeeper, rate_per_minute=settings.rate_limit_per_minute,
+                       idempotency=IdempotencyStore(settings.data_dir / "idempotency.sqlite3"))
     for module in (suggest, guardrails, knowledge, prompts, feedback, health):
         app.include_router(module.router)
     return app

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.7, description="Sampling temperature when the prompt template sets none.")
     suggest_deadline: float = Field(45.0, gt=0, description="Seconds /v1/suggest may spend on LLM calls (drafts, regeneration, re-asks); past it, the brand's holding reply (or what passed so far).")
     holding_margin_minutes: float = Field(5.0, ge=0, description="With `received_at`: when the brand's response-time target passes within this many minutes, answer with the holding reply at once.")
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per minute per API key (per client address in open mode), in bursts up to the same number; 0 turns the limit off. Answered with RateLimit/RateLimit-Policy headers, and 429 with Retry-After past it.")
     retry_after_seconds: int = Field(15, description="Retry-After sent with a 503 when the LLM is down.")
 
     # The embedded model, used only when llm_base_url is unset.

@@ -256,7 +256,7 @@ def main() -> None:
             fake.start()
             fake_url = f"http://127.0.0.1:{fake_port}"
             wait_until_up(f"{fake_url}/v1/models", fake.is_alive)
-            env = {**os.environ, "TACTFUL_DATA_DIR": tmp, "TACTFUL_LLM_BASE_URL": f"{fake_url}/v1", "TACTFUL_AUTH": "open",
+            env = {**os.environ, "TACTFUL_DATA_DIR": tmp, "TACTFUL_LLM_BASE_URL": f"{fake_url}/v1", "TACTFUL_AUTH": "open", "TACTFUL_RATE_LIMIT_PER_MINUTE": "0",
                    "TACTFUL_LLM_MODEL": "fake"}
             # log level warning: no per-request access log line, as a production deployment behind a proxy would run
             tactful = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "benchmarks._support:create",

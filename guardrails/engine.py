@@ -108,6 +108,7 @@ class CheckContext(BaseModel):
     check_language: bool = False  # block a draft confidently in another language than `language`
     channel: str | None = None  # the channel's length limit and shape (guardrails/channels.yaml)
     visibility: str = "public"  # rules with `when: public` apply to public replies only
+    prompt: str | None = None  # the system prompt the draft was written under: reciting it is a leak
 
 
 def normalise(text: str) -> str:
@@ -156,6 +157,10 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
         findings.append(Finding(rule="any.format.echo", family="not_a_reply", severity="block", lang=context.language,
                                 start=0, end=len(text), match=text[:80], suggestion=None,
                                 message="The draft repeats the customer's message back instead of answering it."))
+    if context.prompt and (leak := _leaks(norm, context.prompt)):
+        findings.append(Finding(rule="any.format.prompt-leak", family="not_a_reply", severity="block", lang=context.language,
+                                start=leak[0], end=leak[1], match=text[leak[0]:leak[1]][:80], suggestion=None,
+                                message="The draft recites tactful's own instructions to the model; a customer must never see them."))
     wrong = _wrong_language(text, context.language) if context.check_language else None
     if wrong:
         findings.append(Finding(rule="any.format.wrong-language", family="not_a_reply", severity="block",
@@ -207,6 +212,22 @@ def echoes(draft: str, message: str, share: float = 0.5) -> bool:
     grams = {tuple(m[i:i + 3]) for i in range(len(m) - 2)}
     copied = sum(1 for i in range(len(d) - 2) if tuple(d[i:i + 3]) in grams)
     return copied / (len(d) - 2) >= share
+
+
+LEAK_WORDS = 8  # this many words in a row from the system prompt is reciting it, not a coincidence
+
+
+def _leaks(draft: str, prompt: str) -> tuple[int, int] | None:
+    """The span of the first run of LEAK_WORDS consecutive words the draft shares with the prompt."""
+    words = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(draft)]
+    if len(words) < LEAK_WORDS:
+        return None
+    p = [w.lower() for w in _WORD.findall(prompt)]
+    grams = {tuple(p[i:i + LEAK_WORDS]) for i in range(len(p) - LEAK_WORDS + 1)}
+    for i in range(len(words) - LEAK_WORDS + 1):
+        if tuple(w for w, _, _ in words[i:i + LEAK_WORDS]) in grams:
+            return words[i][1], words[i + LEAK_WORDS - 1][2]
+    return None
 
 
 def _wrong_language(text: str, expected: str) -> str | None:

@@ -29,7 +29,7 @@ def fake_llm():
 
 @pytest.fixture(scope="session")
 def settings(data_dir, fake_llm) -> Settings:
-    return Settings(data_dir=data_dir, llm_base_url=f"{fake_llm.url}/v1", llm_model="fake", llm_timeout=2.0, auth="open",
+    return Settings(data_dir=data_dir, llm_base_url=f"{fake_llm.url}/v1", llm_model="fake", llm_timeout=2.0, auth="open", rate_limit_per_minute=0,
                     llm_max_retries=1, retry_after_seconds=7, _env_file=None)
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import get_services
@@ -22,3 +22,11 @@ async def readyz(svc: Services = Depends(get_services)) -> JSONResponse:
     body = {"status": "ready" if llm_ok and store_ok else "not_ready", "llm": llm_ok, "store": store_ok,
             "model": svc.llm.model}
     return JSONResponse(body, status_code=200 if llm_ok and store_ok else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+def metrics() -> Response:
+    from api.metrics import exposition
+
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

@@ -4,6 +4,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import Response
 
 from api.auth import Principal, authorize
+from api.metrics import observe_suggestion
 from api.deps import get_services
 from api.errors import APIError
 from api.pipeline import Services, suggest
@@ -24,6 +25,7 @@ async def _suggest(body: SuggestRequest, request: Request, background: Backgroun
     result = await suggest(body, svc)
     # kept so an agent's feedback on it can become an eval case; written after the response is sent
     background.add_task(request.app.state.feedback.remember, body, result)
+    background.add_task(observe_suggestion, result)
     # Serialised once from the model the pipeline built (and validated); FastAPI's response_model
     # path would validate the whole nested response a second time (~0.7 ms per suggestion).
     return Response(result.model_dump_json(), media_type="application/json")
