@@ -134,7 +134,9 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     # the prompt's own words, minus the facts and the customer's: a part that reads them back is not an answer
     scaffold = "\n".join([messages[0]["content"], *(p["instruction"] for p in prompt_parts(plan)),
                           f"This is a serious matter ({', '.join(triage.categories)}): no jokes, no emoji."])
-    context = context.model_copy(update={"prompt": scaffold})  # a draft reciting it is blocked (prompt injection)
+    # a draft reciting the system prompt is blocked (prompt injection); not the part instructions: they are
+    # worded like replies ("send us a direct message so we can look into it")
+    context = context.model_copy(update={"prompt": messages[0]["content"]})
     dress = partial(_dress, plan=plan, triage=triage, req=req, context=context, policy=policy, scaffold=scaffold)
     params = template.params
     drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft

@@ -11,6 +11,7 @@ from guardrails.finding import Finding
 from guardrails.triage import Triage
 from prompts.segments import Segment
 
+BRAND_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,62}$"  # knowledge.documents.BRAND_RE, in the schema so clients see it
 HoldingReason = Literal["llm_unavailable", "llm_slow", "response_target", "no_knowledge", "all_blocked"]
 Channel = Literal["twitter", "x", "instagram", "facebook", "email", "chat", "sms", "whatsapp", "other"]
 
@@ -24,8 +25,8 @@ class Turn(BaseModel):
 class SuggestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    brand: str = Field(min_length=1, max_length=63, examples=["acme"])
-    message: str = Field(min_length=1, max_length=4000, description="The customer's message, as they wrote it.",
+    brand: str = Field(pattern=BRAND_PATTERN, examples=["acme"], description="2-63 lowercase letters, digits, '-' or '_'.")
+    message: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="The customer's message, as they wrote it.",
                          examples=["My order arrived broken and nobody answers my emails. This is the third time!"])
     channel: Channel = "twitter"
     visibility: Literal["public", "private"] = "public"
@@ -115,7 +116,7 @@ class CheckRequest(BaseModel):
     text: str = Field(max_length=20000, description="The draft reply to check.")
     message: str | None = Field(None, max_length=4000, description="The customer's message it answers (decides seriousness).")
     language: str | None = Field(None, min_length=2, max_length=8)
-    brand: str | None = Field(None, max_length=63)
+    brand: str | None = Field(None, pattern=BRAND_PATTERN)
     channel: Channel | None = Field(None, description="Apply this channel's length limit and shape.")
     visibility: Literal["public", "private"] = Field("public", description="Private replies may carry order numbers and emails.")
 

@@ -18,8 +18,10 @@ def get_feedback(request: Request) -> FeedbackStore:
              summary="Record what the agent did with a draft: accepted, edited or rejected")
 def post_feedback(body: FeedbackRequest, store: FeedbackStore = Depends(get_feedback),
                   caller: Principal = Depends(authorize("suggest"))) -> FeedbackResponse:
-    if (brand := store.brand_of(body.suggestion_id)) is not None:
-        caller.require_brand(brand)
+    if (brand := store.brand_of(body.suggestion_id)) is None:
+        raise APIError(404, "unknown_suggestion", f"no suggestion {body.suggestion_id!r}: use the `id` of a /v1/suggest "
+                       "response from this tactful", "suggestion_id")
+    caller.require_brand(brand)
     if body.outcome == "edited" and not body.final_text:
         raise APIError(422, "invalid_request", "an 'edited' outcome needs 'final_text': the text the agent sent", "final_text")
     try:

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -10,9 +10,10 @@ from api.auth import Principal, authorize
 from api.deps import get_services
 from api.pipeline import Services
 from api.errors import APIError
-from api.schemas import ErrorResponse
-from knowledge.documents import MAX_DOCUMENT_CHARS, Document, brand_ok
+from api.schemas import BRAND_PATTERN, ErrorResponse
+from knowledge.documents import ID_RE, MAX_DOCUMENT_CHARS, Document, brand_ok
 
+Brand = Annotated[str, Path(pattern=BRAND_PATTERN, description="2-63 lowercase letters, digits, '-' or '_'.")]
 router = APIRouter(tags=["knowledge"], responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
 
 
@@ -38,7 +39,7 @@ class SearchResponse(BaseModel):
 
 
 @router.post("/v1/brands/{brand}/search", response_model=SearchResponse, summary="Search a brand's knowledge base")
-async def search(brand: str, body: SearchRequest, svc: Services = Depends(get_services),
+async def search(brand: Brand, body: SearchRequest, svc: Services = Depends(get_services),
                  caller: Principal = Depends(authorize("suggest"))) -> SearchResponse:
     caller.require_brand(brand)
     hits = await run_in_threadpool(svc.store.search, brand, body.text, body.k, body.kinds, body.language)
@@ -47,20 +48,23 @@ async def search(brand: str, body: SearchRequest, svc: Services = Depends(get_se
 
 
 @router.get("/v1/brands/{brand}/documents", summary="List a brand's documents")
-async def documents(brand: str, svc: Services = Depends(get_services), caller: Principal = Depends(authorize("suggest"))) -> dict:
+async def documents(brand: Brand, svc: Services = Depends(get_services), caller: Principal = Depends(authorize("suggest"))) -> dict:
     caller.require_brand(brand)
     return {"documents": await run_in_threadpool(svc.store.documents, brand)}
 
 
 class DocumentIn(BaseModel):
     """A voice guide or an FAQ. An FAQ may be given as question + answer, like the FAQ files."""
-    model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=128, examples=["faq-gift-cards"])
+    # the schema says what _to_document checks: a title (or question) and a text (or answer), not blank
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"anyOf": [{"required": ["title"]}, {"required": ["question"]}]},
+        {"anyOf": [{"required": ["text"]}, {"required": ["answer"]}]}]})
+    id: str = Field(pattern=ID_RE.pattern, examples=["faq-gift-cards"])
     kind: Literal["faq", "voice"] = "faq"
-    title: str | None = Field(None, max_length=500)
-    text: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS)
-    question: str | None = Field(None, max_length=500, description="FAQ question (instead of title).")
-    answer: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS, description="FAQ answer (instead of text).")
+    title: str | None = Field(None, max_length=500, pattern=r"\S")
+    text: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS, pattern=r"\S")
+    question: str | None = Field(None, max_length=500, pattern=r"\S", description="FAQ question (instead of title).")
+    answer: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS, pattern=r"\S", description="FAQ answer (instead of text).")
     language: str = Field("en", min_length=2, max_length=8)
     url: str | None = Field(None, max_length=2000)
     tags: list[str] = Field(default_factory=list, max_length=50)
@@ -96,7 +100,7 @@ def _to_document(i: int, d: DocumentIn) -> Document:
 
 @router.post("/v1/brands/{brand}/documents", response_model=DocumentsWritten,
              summary="Add or update documents (a new brand is created by its first document)")
-async def write_documents(brand: str, body: DocumentsIn, svc: Services = Depends(get_services),
+async def write_documents(brand: Brand, body: DocumentsIn, svc: Services = Depends(get_services),
                           caller: Principal = Depends(authorize("knowledge:write"))) -> DocumentsWritten:
     caller.require_brand(brand)
     if not brand_ok(brand):
@@ -116,7 +120,7 @@ async def write_documents(brand: str, body: DocumentsIn, svc: Services = Depends
 
 @router.delete("/v1/brands/{brand}/documents/{doc_id}", status_code=204, response_class=Response,
                summary="Remove one document and all its chunks")
-async def delete_document(brand: str, doc_id: str, svc: Services = Depends(get_services),
+async def delete_document(brand: Brand, doc_id: str, svc: Services = Depends(get_services),
                           caller: Principal = Depends(authorize("knowledge:write"))) -> Response:
     caller.require_brand(brand)
     if not await run_in_threadpool(svc.store.delete, brand, doc_id):
