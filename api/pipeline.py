@@ -31,7 +31,7 @@ from knowledge.glossary import expand_query
 from knowledge.lexical import lexical_tokens
 from knowledge.store import Hit, KnowledgeStore
 from prompts import templates
-from prompts.segments import Parsed, Plan, complete, join, language_spec, parse, plan_for, private_message, prompt_parts, remap
+from prompts.segments import Parsed, Plan, complete, fit_channel, join, language_spec, parse, plan_for, private_message, prompt_parts, remap
 from prompts.tokens import fit_recent, fit_to_budget
 
 MIN_ROUND_SECONDS = 3.0  # an LLM round (regenerate or re-ask) is not started with less time than this left
@@ -138,6 +138,9 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     # worded like replies ("send us a direct message so we can look into it")
     context = context.model_copy(update={"prompt": messages[0]["content"]})
     dress = partial(_dress, plan=plan, triage=triage, req=req, context=context, policy=policy, scaffold=scaffold)
+    # the model's own words are judged without the channel's length: a long part gives way to the brand's
+    # sentence when the parts are put together (fit_channel), rather than the cut dropping the next step
+    words_only = context.model_copy(update={"channel": None})
     params = template.params
     drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft
     blocked: list[BlockedDraft] = []
@@ -168,7 +171,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         to_reask: list[tuple[str, str, list[Finding]]] = []
         for raw, finish in zip(result.texts, result.finish_reasons):
             said, text, parts = shape(raw, cut_off=finish == "length")  # what is checked is exactly what is returned
-            outcome = guard(said, text, context, policy)
+            outcome = guard(said, text, words_only, policy)
             if isinstance(outcome, list):
                 to_reask.append((said, text, outcome))
             else:
@@ -177,7 +180,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
         if to_reask:
             repair_vars = {"language_name": language_name(triage.language), "serious": triage.serious,
                            "categories": triage.categories, "message": req.message}
-            outcomes = await asyncio.gather(*(reask(svc, repair_vars, raw, text, findings, context, policy, usage, shape,
+            outcomes = await asyncio.gather(*(reask(svc, repair_vars, raw, text, findings, words_only, policy, usage, shape,
                                                     deadline) for raw, text, findings in to_reask))
             for outcome, parts in [o for group in outcomes for o in group]:
                 _keep(dress(outcome, parts, blocked=blocked), drafts, blocked)
@@ -224,6 +227,7 @@ def _dress(outcome: Draft | BlockedDraft, parts: Parsed | None, plan: Plan, tria
     spoken = parts.text(joiner)
     mine = remap(parts.segments, spoken, outcome.text, joiner) if outcome.text != spoken else parts.segments
     segments = complete(mine, plan, triage.language, req.message, triage.categories, scaffold)
+    segments = fit_channel(segments, plan, triage.language, triage.categories, req.channel)
     text = join(segments, joiner)
     if text != outcome.text:
         checked = guard(text, text, context, policy)

@@ -103,8 +103,9 @@ def type_correct(case: Case, resp: dict) -> float | None:
 
 @metric
 def rsr_complete(case: Case, resp: dict) -> float | None:
-    """For a complaint: share of drafted replies with all three parts, respond, apologise and resolve."""
-    if case.labels.type != "complaint" or resp.get("triage", {}).get("action") == "do_not_engage":
+    """For a message triage took as a complaint: share of drafted replies with all three parts, respond,
+    apologise and resolve. (Whether triage typed the message right is `type_correct`.)"""
+    if resp.get("triage", {}).get("type") != "complaint" or resp.get("triage", {}).get("action") == "do_not_engage":
         return None
     drafts = _model_drafts(resp)
     if not drafts:

@@ -20,6 +20,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from guardrails.channels import channels, length
 from guardrails.engine import echoes
 from guardrails.triage import Triage
 
@@ -183,6 +184,23 @@ def complete(segments: list[Segment], plan: Plan, language: str, message: str, c
             out.append(Segment(kind=kind, text=_phrase(kind, plan, lang, categories), source="brand"))
     if "apologise" in plan.kinds and len(out) > 1:
         _apologise_once(out, lang)
+    return out
+
+
+def fit_channel(segments: list[Segment], plan: Plan, language: str, categories: list[str], channel: str | None) -> list[Segment]:
+    """Parts that fit the channel together: while the reply is too long, the longest part the model
+    wrote gives way to the brand's (shorter) sentence, so a cut never drops the apology or the next step."""
+    spec = channels().get(channel or "other")
+    if spec is None or spec.max_length is None:
+        return segments
+    lang = language_spec(language)
+    out = list(segments)
+    while length(join(out, lang.joiner), spec.count) > spec.max_length:
+        mine = [i for i, seg in enumerate(out) if seg.source == "model"]
+        if not mine:
+            break
+        i = max(mine, key=lambda i: len(out[i].text))
+        out[i] = Segment(kind=out[i].kind, text=_phrase(out[i].kind, plan, lang, categories), source="brand")
     return out
 
 

@@ -171,3 +171,12 @@ def test_a_part_that_reads_the_prompt_back_is_replaced(client, fake_llm):
     fake_llm.reset(Step(content="RESPOND: No jokes, no emoji.\nAPOLOGISE: We're sorry.\nRESOLVE: Please send us a DM."))
     draft = suggest(client, n=1).json()["drafts"][0]
     assert draft["segments"][0]["source"] == "brand" and "emoji" not in draft["text"]
+
+
+def test_a_long_model_part_gives_way_so_all_three_parts_fit_the_channel(client, fake_llm):
+    long_respond = "RESPOND: " + "That your parcel came broken after all this waiting is awful, truly, and we hear you. " * 3
+    fake_llm.reset(Step(content=long_respond + "\nAPOLOGISE: We're sorry.\nRESOLVE: Please send us a DM so we can fix it."))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert [s["kind"] for s in draft["segments"]] == ["respond", "apologise", "resolve"]
+    assert draft["segments"][0]["source"] == "brand" and draft["segments"][2]["source"] == "model"
+    assert len(draft["text"]) <= 280
