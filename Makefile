@@ -50,12 +50,12 @@ eval: install ingest
 	$(PY) -m evals.guardrails_eval
 	$(PY) -m evals.guardrails_eval --heldout
 	$(PY) -m evals.retrieval_eval
-	$(VENV)/bin/tactful eval run --llm replay --model local --out data/evals/cases
+	$(VENV)/bin/tactful eval run --set social --llm replay --model local --out data/evals/social
 
 # Record what the replay needs: runs the cases on the embedded model, calling it only for requests
 # not yet in evals/recordings/ (the first full run takes about 40 minutes on 2 cores).
 eval-record: install ingest
-	$(VENV)/bin/tactful eval run --llm auto --out data/evals/cases
+	$(VENV)/bin/tactful eval run --llm auto --model local --out data/evals/cases
 
 # The two embedded models on the same messages through the real pipeline (~4 min).
 bench-models: install ingest
