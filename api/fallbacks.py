@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 from api.schemas import BlockedDraft, Draft, HoldingReason, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
 from guardrails import CheckContext, check, is_blocking
-from guardrails.policy import Policy
+from guardrails.finding import Finding
+from guardrails.policy import Policy, fix
 from guardrails.triage import Triage
 from knowledge.store import Hit
 from prompts.holding import holding_reply, load_holding
@@ -84,9 +85,27 @@ def brand_reply(plan: Plan, triage: Triage, req: SuggestRequest, context: CheckC
         return None
     draft = Draft(text=text, segments=segments, findings=findings)
     if plan.private:
-        private, _ = private_message(None, triage.language, req.message, req.customer_name)
-        private_findings = policy.apply(check(private, context.model_copy(update={"visibility": "private", "channel": None})))
-        if is_blocking(private_findings):
+        private, private_findings = private_part(None, triage, req, context, policy, [])
+        if private is None:
             return None
         draft.public, draft.private, draft.private_findings = text, private, private_findings
     return draft
+
+
+def private_part(text: str | None, triage: Triage, req: SuggestRequest, context: CheckContext, policy: Policy,
+                  blocked: list[BlockedDraft]) -> tuple[str | None, list[Finding]]:
+    """The direct message (the model's `text`, else the brand's), guarded as a private reply: order numbers
+    allowed, blame never. A model message that fails is reported in `blocked` and the brand's used instead."""
+    private_context = context.model_copy(update={"visibility": "private", "channel": None})
+    private, source = private_message(text, triage.language, req.message, req.customer_name)
+    findings = policy.apply(check(private, private_context))
+    if not is_blocking(findings):
+        return private, findings
+    if policy.repair(findings) == "fix" and (fixed := fix(private, findings, private_context, policy)):
+        return fixed
+    if source == "brand":
+        return None, findings
+    blocked.append(BlockedDraft(text=private, findings=findings, part="private"))  # the model's, reported
+    private, _ = private_message(None, triage.language, req.message, req.customer_name)
+    findings = policy.apply(check(private, private_context))
+    return (None, findings) if is_blocking(findings) else (private, findings)

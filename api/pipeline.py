@@ -18,7 +18,7 @@ from functools import partial
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import APIError
-from api.fallbacks import brand_reply, due_now, holding, holding_response, no_reply
+from api.fallbacks import brand_reply, due_now, holding, holding_response, no_reply, private_part
 from api.llm import ChatResult, LLMClient, LLMUnavailable
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
@@ -31,7 +31,7 @@ from knowledge.glossary import expand_query
 from knowledge.lexical import lexical_tokens
 from knowledge.store import Hit, KnowledgeStore
 from prompts import templates
-from prompts.segments import Parsed, Plan, complete, fit_channel, join, language_spec, parse, plan_for, private_message, prompt_parts, remap
+from prompts.segments import Parsed, Plan, complete, fit_channel, join, language_spec, parse, plan_for, prompt_parts, remap
 from prompts.tokens import fit_recent, fit_to_budget
 
 MIN_ROUND_SECONDS = 3.0  # an LLM round (regenerate or re-ask) is not started with less time than this left
@@ -116,13 +116,14 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     faqs = fit_to_budget(faqs, template.knowledge_budget, lambda h: f"{h.title}: {h.text}")
 
     # render
+    asked = prompt_parts(plan)
     messages = template.render({
         "brand": req.brand, "channel": req.channel, "visibility": req.visibility,
         "language_name": language_name(triage.language), "serious": triage.serious, "categories": triage.categories,
         "voice": voice, "faqs": faqs,
         "history": [t.model_dump() for t in fit_recent(req.history, template.history_budget, lambda t: t.text)],
         "customer_name": req.customer_name, "message": req.message, "max_words": template.params.max_words,
-        "tone": req.tone, "max_chars": limit_for(req.channel), "parts": prompt_parts(plan),
+        "tone": req.tone, "max_chars": limit_for(req.channel), "parts": asked,
         "escalated_to": (triage.escalate_to or "").replace("_", " ") if plan.mode == "escalate" else None,
     })
     timer.lap("render")
@@ -132,7 +133,7 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     deadline = time.monotonic() + svc.settings.suggest_deadline
     shape = partial(_shape, plan=plan, language=triage.language)
     # the prompt's own words, minus the facts and the customer's: a part that reads them back is not an answer
-    scaffold = "\n".join([messages[0]["content"], *(p["instruction"] for p in prompt_parts(plan)),
+    scaffold = "\n".join([messages[0]["content"], *(p["instruction"] for p in asked),
                           f"This is a serious matter ({', '.join(triage.categories)}): no jokes, no emoji."])
     # a draft reciting the system prompt is blocked (prompt injection); not the part instructions: they are
     # worded like replies ("send us a direct message so we can look into it")
@@ -209,9 +210,10 @@ def _shape(raw: str, cut_off: bool, plan: Plan, language: str) -> tuple[str, str
     """The model's own words with the label lines stripped (what it said, and what is kept of it:
     a reply cut at max_tokens loses its half sentence). The guardrails judge these first."""
     joiner = language_spec(language).joiner
-    said = parse(raw, plan, language).text(joiner)
+    whole = parse(raw, plan, language)
+    said = whole.text(joiner)
     if not cut_off:
-        return said, tidy(said), parse(raw, plan, language)
+        return said, tidy(said), whole
     parts = parse(trim_to_sentence(raw), plan, language)
     return said, tidy(parts.text(joiner)), parts
 
@@ -238,29 +240,11 @@ def _dress(outcome: Draft | BlockedDraft, parts: Parsed | None, plan: Plan, tria
         outcome.text, outcome.findings = checked.text, checked.findings
     outcome.segments = segments
     if plan.private:
-        private, outcome.private_findings = _private_part(parts.private, triage, req, context, policy, blocked)
+        private, outcome.private_findings = private_part(parts.private, triage, req, context, policy, blocked)
         if private is None:
             return BlockedDraft(text=outcome.text, findings=outcome.private_findings, part="private")
         outcome.public, outcome.private = outcome.text, private
     return outcome
-
-
-def _private_part(text: str | None, triage: Triage, req: SuggestRequest, context: CheckContext, policy: Policy,
-                  blocked: list[BlockedDraft]) -> tuple[str | None, list[Finding]]:
-    """The direct message, guarded as a private reply (order numbers allowed, blame never)."""
-    private_context = context.model_copy(update={"visibility": "private", "channel": None})
-    private, source = private_message(text, triage.language, req.message, req.customer_name)
-    findings = policy.apply(check(private, private_context))
-    if not is_blocking(findings):
-        return private, findings
-    if policy.repair(findings) == "fix" and (fixed := fix(private, findings, private_context, policy)):
-        return fixed
-    if source == "brand":
-        return None, findings
-    blocked.append(BlockedDraft(text=private, findings=findings, part="private"))  # the model's, reported
-    private, _ = private_message(None, triage.language, req.message, req.customer_name)
-    findings = policy.apply(check(private, private_context))
-    return (None, findings) if is_blocking(findings) else (private, findings)
 
 
 async def judge(svc: Services, triage: Triage, message: str) -> Triage:
