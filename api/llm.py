@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import openai
@@ -31,6 +33,14 @@ class ChatResult:
     calls: int = 0
     finish_reasons: list[str] = field(default_factory=list)
 
+    def merge(self, other: "ChatResult") -> None:
+        self.texts += other.texts
+        self.finish_reasons += other.finish_reasons
+        self.model = other.model or self.model
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.calls += other.calls
+
 
 class LLMClient:
     def __init__(self, base_url: str, api_key: str, model: str, timeout: float = 60.0, max_retries: int = 2):
@@ -43,23 +53,47 @@ class LLMClient:
         self.supports_n: bool | None = None
 
     async def chat(self, messages: list[dict], n: int = 1, max_tokens: int = 160, temperature: float = 0.7) -> ChatResult:
+        """All `n` completions at once."""
         result = ChatResult(texts=[], model=self.model)
+        async with aclosing(self.chat_each(messages, n, max_tokens, temperature)) as parts:
+            async for part in parts:
+                result.merge(part)
+        return result
+
+    async def chat_each(self, messages: list[dict], n: int = 1, max_tokens: int = 160,
+                        temperature: float = 0.7) -> AsyncIterator[ChatResult]:
+        """The `n` completions as they arrive: one result when the server honours `n`, else one per
+        call in the order they finish, so a caller can guard and stream the first draft while the
+        model is still writing the next (llama.cpp serves one request at a time)."""
+        missing = n
         if n > 1 and self.supports_n is not False:
+            first = ChatResult(texts=[], model=self.model)
             try:
-                await self._call(messages, n, max_tokens, temperature, result)
+                await self._call(messages, n, max_tokens, temperature, first)
             except openai.BadRequestError as exc:
                 # llama.cpp's own server answers 400 to n>1; treat it as "no n support".
                 log.info("endpoint rejected n=%d (%s); falling back to one call per draft", n, exc.message)
                 self.supports_n = False
             else:
-                got = len(result.texts)
+                got = len(first.texts)
                 self.supports_n = got >= n
-                if got >= n:
-                    return result
-                log.info("endpoint returned %d of n=%d choices; asking for the rest one by one", got, n)
-        missing = n - len(result.texts)
-        if missing > 0:
-            await asyncio.gather(*(self._call(messages, 1, max_tokens, temperature, result) for _ in range(missing)))
+                if got < n:
+                    log.info("endpoint returned %d of n=%d choices; asking for the rest one by one", got, n)
+                missing -= got
+                yield first
+        if missing <= 0:
+            return
+        calls = [asyncio.ensure_future(self._one(messages, max_tokens, temperature)) for _ in range(missing)]
+        try:
+            for finished in asyncio.as_completed(calls):
+                yield await finished
+        finally:  # the caller stopped early (deadline, client gone, an error): no orphaned requests
+            for call in calls:
+                call.cancel()
+
+    async def _one(self, messages: list[dict], max_tokens: int, temperature: float) -> ChatResult:
+        result = ChatResult(texts=[], model=self.model)
+        await self._call(messages, 1, max_tokens, temperature, result)
         return result
 
     async def _call(self, messages: list[dict], n: int, max_tokens: int, temperature: float, result: ChatResult) -> None:

@@ -12,14 +12,17 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from functools import partial
 
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import APIError
 from api.fallbacks import brand_reply, due_now, holding, holding_response, no_reply, private_part
-from api.llm import ChatResult, LLMClient, LLMUnavailable
+from api.llm import LLMClient, LLMUnavailable
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
 from guardrails import CheckContext, Finding, check, is_blocking
@@ -65,7 +68,12 @@ class _Timer:
         return self.ms
 
 
-async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
+Emit = Callable[[str, BaseModel], Awaitable[None]]
+
+
+async def suggest(req: SuggestRequest, svc: Services, emit: Emit | None = None) -> SuggestResponse:
+    """`emit`, when given, hears the triage and then each draft the moment it has passed the
+    guardrails (for streaming); the returned response is the whole answer either way."""
     timer = _Timer()
     policy = load_policy(req.brand)
     prompt = req.prompt or policy.prompt
@@ -80,6 +88,8 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     if svc.settings.triage_judge and is_unclear(triage):  # off by default: never on the fast path
         triage = await judge(svc, triage, req.message)
     timer.lap("triage")
+    if emit:
+        await emit("triage", triage)
 
     # plan: the reply's parts from the recommended action; a troll gets no drafted reply (seed 004)
     plan = plan_for(triage, req.visibility)
@@ -149,48 +159,56 @@ async def suggest(req: SuggestRequest, svc: Services) -> SuggestResponse:
     model = svc.llm.model
     max_tokens = min(params.max_tokens or svc.settings.llm_max_tokens, svc.settings.llm_max_tokens)
     temperature = params.temperature if params.temperature is not None else svc.settings.llm_temperature
+    async def keep(outcome: Draft | BlockedDraft) -> None:
+        if (kept := _keep(outcome, drafts, blocked)) is not None:
+            kept.citations = cite(kept.text, faqs)  # respond: the FAQs this draft actually draws on
+            if emit:  # streamed only now: it has passed every guardrail and will not change
+                await emit("draft", kept)
+
     for attempt in range(1 + REGENERATE_ROUNDS):
         if attempt and (drafts or _left(deadline) < MIN_ROUND_SECONDS):
             break
+        to_reask: list[tuple[str, str, list[Finding]]] = []
         try:
-            result: ChatResult = await asyncio.wait_for(
-                svc.llm.chat(messages, n=req.n, max_tokens=max_tokens, temperature=temperature), _left(deadline))
-        except (LLMUnavailable, asyncio.TimeoutError) as exc:
+            # each completion is guarded as it arrives, so the first draft can go out while the next is written
+            completions = svc.llm.chat_each(messages, n=req.n, max_tokens=max_tokens, temperature=temperature)
+            async with asyncio.timeout(_left(deadline)), aclosing(completions):
+                async for result in completions:
+                    timer.lap("generate")
+                    usage.add(result)
+                    model = result.model
+                    for raw, finish in zip(result.texts, result.finish_reasons):
+                        said, text, parts = shape(raw, cut_off=finish == "length")  # what is checked is what is returned
+                        outcome = guard(said, text, words_only, policy)
+                        if isinstance(outcome, list):
+                            to_reask.append((said, text, outcome))
+                        else:
+                            await keep(dress(outcome, parts, blocked=blocked))
+                    timer.lap("guard")
+        except (LLMUnavailable, TimeoutError) as exc:
+            timer.lap("generate")
+            # drafts that came back before the failure are kept; those waiting for a re-ask are reported blocked
+            blocked.extend(BlockedDraft(text=text, findings=findings) for _, text, findings in to_reask)
+            if drafts:
+                break
             # the brand's holding reply ("we've seen this, we'll answer by ...") instead of an error
-            slow = isinstance(exc, asyncio.TimeoutError)
+            slow = isinstance(exc, TimeoutError)
             held = brand_reply(plan, triage, req, context, policy) if plan.mode == "praise" else None
             if (held := held or holding(req, triage, context, policy)) is None:
-                if drafts or blocked:
+                if blocked:
                     break
                 raise LLMUnavailable(f"the LLM did not answer within {svc.settings.suggest_deadline:.0f}s") if slow else exc
-            timer.lap("generate")
             return holding_response(req, triage, held, "llm_slow" if slow else "llm_unavailable", template, model,
                                      usage, blocked, faqs, timer)
-        timer.lap("generate")
-        usage.add(result)
-        model = result.model
-        to_reask: list[tuple[str, str, list[Finding]]] = []
-        for raw, finish in zip(result.texts, result.finish_reasons):
-            said, text, parts = shape(raw, cut_off=finish == "length")  # what is checked is exactly what is returned
-            outcome = guard(said, text, words_only, policy)
-            if isinstance(outcome, list):
-                to_reask.append((said, text, outcome))
-            else:
-                _keep(dress(outcome, parts, blocked=blocked), drafts, blocked)
-        timer.lap("guard")
         if to_reask:
             repair_vars = {"language_name": language_name(triage.language), "serious": triage.serious,
                            "categories": triage.categories, "message": req.message}
             outcomes = await asyncio.gather(*(reask(svc, repair_vars, raw, text, findings, words_only, policy, usage, shape,
                                                     deadline) for raw, text, findings in to_reask))
             for outcome, parts in [o for group in outcomes for o in group]:
-                _keep(dress(outcome, parts, blocked=blocked), drafts, blocked)
+                await keep(dress(outcome, parts, blocked=blocked))
             timer.lap("repair")
 
-    # respond: cite the FAQs each draft actually draws on
-    for draft in drafts.values():
-        draft.citations = cite(draft.text, faqs)
-    timer.lap("cite")
     # every model draft blocked: the brand's own sentences for each part (or its holding reply), the drafts reported
     if not drafts and (held := (brand_reply(plan, triage, req, context, policy) if plan.mode != "question" else None)
                        or holding(req, triage, context, policy)):
@@ -309,14 +327,17 @@ async def reask(svc: Services, variables: dict, raw: str, text: str, findings: l
     return attempts
 
 
-def _keep(outcome: Draft | BlockedDraft, drafts: dict[str, Draft], blocked: list[BlockedDraft]) -> None:
+def _keep(outcome: Draft | BlockedDraft, drafts: dict[str, Draft], blocked: list[BlockedDraft]) -> Draft | None:
+    """The draft when it is new; blocked drafts and repeats are recorded, not returned."""
     if isinstance(outcome, BlockedDraft):
         blocked.append(outcome)
     elif outcome.text not in drafts:
         drafts[outcome.text] = outcome
+        return outcome
     elif outcome.fixed and outcome.original is not None:
         # its repair duplicates a draft we already have: the model's blocked text is still reported
         blocked.append(BlockedDraft(text=outcome.original, findings=outcome.fixed, reask_round=outcome.reask_rounds))
+    return None
 
 
 def tidy(text: str) -> str:

@@ -9,6 +9,7 @@ from api.deps import get_services
 from api.errors import APIError
 from api.pipeline import Services, suggest
 from api.schemas import ErrorResponse, SuggestRequest, SuggestResponse
+from api.streaming import MEDIA_TYPE, stream_suggestion, wants_stream
 from knowledge.documents import brand_ok
 
 router = APIRouter(tags=["suggest"])
@@ -22,16 +23,26 @@ async def _suggest(body: SuggestRequest, request: Request, background: Backgroun
     if not brand_ok(body.brand):
         raise APIError(422, "invalid_request", "'brand' must be 2-63 lowercase letters, digits, '-' or '_'", "brand")
     caller.require_brand(body.brand)
+    if wants_stream(request):
+        return await stream_suggestion(body, svc, request, lambda result: _after(request, body, result))
     result = await suggest(body, svc)
-    # kept so an agent's feedback on it can become an eval case; written after the response is sent
-    background.add_task(request.app.state.feedback.remember, body, result)
-    background.add_task(observe_suggestion, result)
+    background.add_task(_after, request, body, result)  # after the response is sent
     # Serialised once from the model the pipeline built (and validated); FastAPI's response_model
     # path would validate the whole nested response a second time (~0.7 ms per suggestion).
     return Response(result.model_dump_json(), media_type="application/json")
 
 
-_RESPONSES = {200: {"model": SuggestResponse, "description": "Drafts that passed, blocked drafts with findings"}, **_ERRORS}
+def _after(request: Request, body: SuggestRequest, result: SuggestResponse) -> None:
+    # kept so an agent's feedback on it can become an eval case
+    request.app.state.feedback.remember(body, result)
+    observe_suggestion(result)
+
+
+_STREAM = ("With `Accept: text/event-stream`: server-sent events `triage`, then `draft` for each draft as soon as "
+           "it has passed the guardrails, then `done` with this whole response; `error` (status and error body) "
+           "if it fails after the stream started.")
+_RESPONSES = {200: {"model": SuggestResponse, "description": "Drafts that passed, blocked drafts with findings. " + _STREAM,
+                    "content": {MEDIA_TYPE: {"schema": {"type": "string"}}}}, **_ERRORS}
 router.add_api_route("/v1/suggest", _suggest, methods=["POST"], response_model=None, responses=_RESPONSES,
                      summary="Guarded reply drafts for a customer's message")
 router.add_api_route("/suggest", _suggest, methods=["POST"], response_model=None, responses=_RESPONSES,
