@@ -24,7 +24,7 @@ ingest: install
 	$(VENV)/bin/tactful ingest knowledge/brands/acme --brand acme
 
 run: install ingest
-	TACTFUL_AUTH=$${TACTFUL_AUTH:-open} $(VENV)/bin/tactful serve
+	TACTFUL_AUTH=$${TACTFUL_AUTH:-open} TACTFUL_LOG_FORMAT=$${TACTFUL_LOG_FORMAT:-text} $(VENV)/bin/tactful serve
 
 test: install
 	$(PY) -m pytest -q

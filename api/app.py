@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, logs
 from api.llm import LLMClient
 from api.local_llm import LocalLLMServer
 from api.pipeline import Services
@@ -42,6 +42,7 @@ def _warm_up(services: Services) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    logs.configure(settings.log_format, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -79,7 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.add_middleware(Gatekeeper, rate_per_minute=settings.rate_limit_per_minute,
-                       idempotency=IdempotencyStore(settings.data_dir / "idempotency.sqlite3"))
-    for module in (suggest, guardrails, knowledge, prompts, feedback, health):
-        app.include_router(module.router)
+                       idempotency=IdempotencyStore(settings.data_dir / "idempotency.sqlite3"),
+                       max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
+    for module in (suggest, guardrails, knowledge, prompts, feedback):
+        app.include_router(module.router, responses=errors.GATE_RESPONSES)
+    app.include_router(health.router)  # open to probes and scrapers: no key, no limit
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def serve(host: str = typer.Option(None, help="Default: TACTFUL_HOST or 127.0.0.
     """Start the HTTP API (and the embedded LLM unless TACTFUL_LLM_BASE_URL is set)."""
     import uvicorn
 
+    from api import logs
     from api.app import create_app
     from api.local_llm import LocalLLMError
     from api.settings import get_settings
@@ -37,16 +39,16 @@ def serve(host: str = typer.Option(None, help="Default: TACTFUL_HOST or 127.0.0.
             console.print("[red]error:[/] several workers need an external LLM (set TACTFUL_LLM_BASE_URL); "
                           "with the embedded model each worker would start its own copy on the same port")
             raise typer.Exit(2)
-        console.print(f"[bold]tactful[/]: starting the embedded model [cyan]{settings.local_model}[/] "
-                      f"(set TACTFUL_LLM_BASE_URL to use another OpenAI-compatible endpoint)")
-    if settings.auth == "open":
-        console.print("[yellow]open mode[/] (TACTFUL_AUTH=open): no API key is required. Set TACTFUL_AUTH=keys and "
-                      "create keys with `tactful keys create` before exposing tactful beyond this machine.")
+    logs.configure(settings.log_format, settings.log_level)  # log_config=None: uvicorn keeps to our handler
+    if settings.uses_local_llm:
+        logging.getLogger("tactful").info("starting the embedded model %s (set TACTFUL_LLM_BASE_URL to use another "
+                                          "OpenAI-compatible endpoint)", settings.local_model)
+    # open mode is announced by the app itself at startup, in every worker's log
     try:
         if workers > 1:  # each worker process builds its own app from the same TACTFUL_ settings
-            uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+            uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None)
         else:
-            uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+            uvicorn.run(create_app(settings), host=host, port=port, log_config=None)
     except LocalLLMError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.llm import LLMUnavailable
+from api.schemas import ErrorResponse
 from knowledge.store import StoreUnavailable, UnknownBrand
 from prompts.templates import PromptError, PromptNotFound
 
@@ -20,6 +21,17 @@ class APIError(Exception):
     def __init__(self, status: int, code: str, message: str, field: str | None = None, headers: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
+
+
+# What the gate in front of every API route can answer (api/middleware.py, api/auth.py), for the OpenAPI document.
+_RETRY = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+GATE_RESPONSES: dict[int | str, dict] = {
+    401: {"model": ErrorResponse, "description": "No API key, or an unknown or revoked one (TACTFUL_AUTH=keys)."},
+    403: {"model": ErrorResponse, "description": "The key may not use this brand or lacks the route's role."},
+    413: {"model": ErrorResponse, "description": "The body is larger than TACTFUL_MAX_BODY_BYTES (TACTFUL_MAX_UPLOAD_BYTES for uploads)."},
+    429: {"model": ErrorResponse, "description": "Past the key's rate limit (RateLimit and RateLimit-Policy headers).",
+          "headers": _RETRY},
+}
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:

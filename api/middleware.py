@@ -19,10 +19,12 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import logs
 from api.errors import error_response
 from api.metrics import observe_request
 
 EXEMPT = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
+UPLOAD = re.compile(r"^/v1/brands/[^/]+/documents$")
 IDEMPOTENT = re.compile(r"^/v1/(?:suggest|feedback|brands/[^/]+/documents)$")
 IDEMPOTENCY_TTL = 24 * 3600
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -105,8 +107,10 @@ class IdempotencyStore:
 class Gatekeeper:
     """Request id, rate limit, idempotency, in that order."""
 
-    def __init__(self, app: ASGIApp, rate_per_minute: int, idempotency: IdempotencyStore):
+    def __init__(self, app: ASGIApp, rate_per_minute: int, idempotency: IdempotencyStore,
+                 max_body: int = 1 << 20, max_upload: int = 1 << 24):
         self.app = app
+        self.max_body, self.max_upload = max_body, max_upload
         self.bucket = TokenBucket(rate_per_minute) if rate_per_minute > 0 else None
         self.policy = f'"per-key";q={rate_per_minute};w=60'
         self.idempotency = idempotency
@@ -117,8 +121,13 @@ class Gatekeeper:
         given = _header(scope, b"x-request-id")
         request_id = given if given and _REQUEST_ID.match(given) else "req_" + secrets.token_hex(8)
         scope.setdefault("state", {})["request_id"] = request_id
+        logs.request_id.set(request_id)  # every log line of this request carries it
         extra = [(b"x-request-id", request_id.encode())]
         path = scope["path"]
+        limit = self.max_upload if UPLOAD.match(path) else self.max_body
+        size = _header(scope, b"content-length")
+        if size is not None and size.isdigit() and int(size) > limit:
+            return await self._send(_too_large(int(size), limit), extra, scope, receive, send)
         if self.bucket is not None and not path.startswith(EXEMPT):
             allowed, remaining, reset = self.bucket.take(caller_id(scope))
             extra += [(b"ratelimit-policy", self.policy.encode()), (b"ratelimit", f'"per-key";r={remaining};t={reset}'.encode())]
@@ -135,11 +144,18 @@ class Gatekeeper:
                 status[0] = message["status"]
             await send(message)
 
+        if size is None and scope["method"] in ("POST", "PUT", "PATCH"):  # chunked: count what arrives
+            body = await _read_body(receive, limit)
+            if body is None:
+                return await self._send(_too_large(None, limit), extra, scope, receive, send)
+            receive = _replay(body, receive)
         try:
             await self._guarded(scope, receive, timed, extra, path)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"  # the template: no ids in labels
-            observe_request(route, scope["method"], status[0], time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            observe_request(route, scope["method"], status[0], seconds)
+            logs.request_line(scope["method"], route, status[0], seconds, caller_id(scope))
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, extra: list, path: str) -> None:
         key = _header(scope, b"idempotency-key")
@@ -199,13 +215,22 @@ def _with_headers(send: Send, extra: list) -> Send:
     return wrapped
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole body; None as soon as it passes `limit` bytes."""
     body, more = b"", True
     while more:
         message = await receive()
         body += message.get("body", b"")
+        if limit is not None and len(body) > limit:
+            return None
         more = message.get("more_body", False)
     return body
+
+
+def _too_large(size: int | None, limit: int):
+    sent = f"{size} bytes" if size is not None else "more than that"
+    return error_response(413, "payload_too_large", f"the request body is {sent}; at most {limit} bytes are accepted here "
+                          "(TACTFUL_MAX_BODY_BYTES; knowledge uploads: TACTFUL_MAX_UPLOAD_BYTES). Split it into smaller requests.")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     suggest_deadline: float = Field(45.0, gt=0, description="Seconds /v1/suggest may spend on LLM calls (drafts, regeneration, re-asks); past it, the brand's holding reply (or what passed so far).")
     holding_margin_minutes: float = Field(5.0, ge=0, description="With `received_at`: when the brand's response-time target passes within this many minutes, answer with the holding reply at once.")
     rate_limit_per_minute: int = Field(600, ge=0, description="Requests per minute per API key (per client address in open mode), in bursts up to the same number; 0 turns the limit off. Answered with RateLimit/RateLimit-Policy headers, and 429 with Retry-After past it.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body accepted (413 past it), except knowledge uploads.")
+    max_upload_bytes: int = Field(16_777_216, ge=1024, description="Largest body of a knowledge upload (POST /v1/brands/{brand}/documents).")
+    log_format: Literal["json", "text"] = Field("json", description="`json`: one object per line with the request id (no customer text at INFO). `text`: for reading on a terminal.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="DEBUG also logs the customer's message of each suggestion.")
     retry_after_seconds: int = Field(15, description="Retry-After sent with a 503 when the LLM is down.")
 
     # The embedded model, used only when llm_base_url is unset.

@@ -64,3 +64,29 @@ def test_metrics_count_requests_by_route_template_and_drafts_by_outcome(client, 
     assert 'tactful_request_seconds_count{method="POST",route="/v1/brands/{brand}/search",status="200"}' in text
     assert 'tactful_blocking_findings_total{family="humour",outcome="blocked"}' in text
     assert 'tactful_drafts_total{outcome="blocked"}' in text and "tactful_llm_tokens_total" in text
+
+
+def test_a_body_over_the_limit_is_413_whether_sized_or_chunked(client):
+    big = b'{"brand": "acme", "message": "' + b"x" * 1_100_000 + b'"}'
+    sized = client.post("/v1/suggest", content=big, headers={"Content-Type": "application/json"})
+    assert sized.status_code == 413 and sized.json()["error"]["code"] == "payload_too_large"
+    assert "TACTFUL_MAX_BODY_BYTES" in sized.json()["error"]["message"]
+
+    def chunks():  # no Content-Length: the gate counts the bytes as they arrive
+        for i in range(0, len(big), 65536):
+            yield big[i:i + 65536]
+    chunked = client.post("/v1/suggest", content=chunks(), headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "payload_too_large"
+    # under the limit, a chunked body is read as usual and validated field by field
+    small = client.post("/v1/analyze", content=iter([b'{"message": ', b'"hello"}']), headers={"Content-Type": "application/json"})
+    assert small.status_code == 200 and small.json()["language"]
+
+
+def test_openapi_declares_what_the_gate_can_answer(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for status in ("401", "403", "413", "429"):
+        assert status in paths["/v1/suggest"]["post"]["responses"]
+        assert status in paths["/v1/brands/{brand}/documents"]["post"]["responses"]
+    assert "Retry-After" in paths["/v1/suggest"]["post"]["responses"]["429"]["headers"]
+    assert "text/event-stream" in paths["/v1/suggest"]["post"]["responses"]["200"]["content"]
+    assert "401" not in paths["/healthz"]["get"]["responses"]  # probes need no key

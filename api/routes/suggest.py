@@ -4,6 +4,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import Response
 
 from api.auth import Principal, authorize
+from api.logs import suggestion_line
 from api.metrics import observe_suggestion
 from api.deps import get_services
 from api.errors import APIError
@@ -36,6 +37,7 @@ def _after(request: Request, body: SuggestRequest, result: SuggestResponse) -> N
     # kept so an agent's feedback on it can become an eval case
     request.app.state.feedback.remember(body, result)
     observe_suggestion(result)
+    suggestion_line(body, result)
 
 
 _STREAM = ("With `Accept: text/event-stream`: server-sent events `triage`, then `draft` for each draft as soon as "
