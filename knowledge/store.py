@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,17 @@ class _BrandIndex:
 
 class StoreUnavailable(RuntimeError):
     """The vector store cannot be reached (Chroma server down, disk unreadable)."""
+
+
+@contextmanager
+def _store_call():
+    """Any failure of the store itself (server down, timeouts) surfaces as StoreUnavailable: a 503, never a 500."""
+    try:
+        yield
+    except (UnknownBrand, StoreUnavailable):
+        raise
+    except Exception as exc:
+        raise StoreUnavailable(str(exc)) from exc
 
 
 class UnknownBrand(LookupError):
@@ -202,10 +214,11 @@ class KnowledgeStore:
         col = self._collection(brand, create=False)
         if col is None:
             raise UnknownBrand(brand)
-        found = col.get(where={"doc_id": doc_id}, include=[])["ids"]
-        if found:
-            col.delete(ids=found)
-            self._bump(brand, col)
+        with _store_call():
+            found = col.get(where={"doc_id": doc_id}, include=[])["ids"]
+            if found:
+                col.delete(ids=found)
+                self._bump(brand, col)
         return bool(found)
 
     def _bump(self, brand: str, col) -> None:
@@ -218,7 +231,9 @@ class KnowledgeStore:
         if col is None:
             raise UnknownBrand(brand)
         docs: dict[str, dict] = {}
-        for meta in col.get(include=["metadatas"])["metadatas"]:
+        with _store_call():
+            metadatas = col.get(include=["metadatas"])["metadatas"]
+        for meta in metadatas:
             d = docs.setdefault(meta["doc_id"], {
                 "id": meta["doc_id"], "kind": meta["kind"], "title": meta["title"], "language": meta["language"],
                 "source": meta["source"], "updated_at": meta["updated_at"], "content_hash": meta["content_hash"], "chunks": 0})

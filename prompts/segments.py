@@ -234,7 +234,7 @@ def remap(segments: list[Segment], before: str, after: str, joiner: str) -> list
             return [Segment(kind=segments[0].kind, text=after, source=segments[0].source)]
         bounds.append((start, start + len(s.text)))
         pos = start + len(s.text)
-    ops = difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes()
+    ops = _edits(before, after)
 
     def moved(offset: int) -> int:
         for tag, i1, i2, j1, j2 in ops:
@@ -249,6 +249,27 @@ def remap(segments: list[Segment], before: str, after: str, joiner: str) -> list
         if text:
             out.append(s.model_copy(update={"text": text}))
     return out
+
+
+REMAP_MAX_CELLS = 250_000  # difflib is quadratic or worse: a 6,000-character reply took 33 s before this bound
+
+
+def _edits(before: str, after: str) -> list[tuple[str, int, int, int, int]]:
+    """difflib opcodes from `before` to `after`, computed only on what lies between their common
+    prefix and suffix (a repair is a local edit or a cut); a middle too big to diff in
+    microseconds counts as one replacement."""
+    limit = min(len(before), len(after))
+    head = next((i for i in range(limit) if before[i] != after[i]), limit)
+    tail = 0
+    while tail < limit - head and before[-1 - tail] == after[-1 - tail]:
+        tail += 1
+    b_end, a_end = len(before) - tail, len(after) - tail
+    if (b_end - head) * (a_end - head) > REMAP_MAX_CELLS:
+        middle = [("replace", head, b_end, head, a_end)]
+    else:
+        middle = [(tag, i1 + head, i2 + head, j1 + head, j2 + head) for tag, i1, i2, j1, j2 in
+                  difflib.SequenceMatcher(None, before[head:b_end], after[head:a_end], autojunk=False).get_opcodes()]
+    return [("equal", 0, head, 0, head), *middle, ("equal", b_end, len(before), a_end, len(after))]
 
 
 def _labelled(raw: str) -> dict[str, str]:

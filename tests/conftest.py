@@ -64,40 +64,15 @@ def client(tactful, fake_llm):
 
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory):
-    """A real `chroma run` server (the CLI ships in the chromadb package) on a free port: the
-    scale-out path, tested with the same code as the embedded store."""
-    import shutil
-    import socket
-    import subprocess
-    import sys
-    import time
+    """A real Chroma server: the scale-out path, tested with the same code as the embedded store."""
+    from tests.servers import ChromaServer
 
-    exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    if exe is None:
-        pytest.fail("the chroma CLI is missing: chromadb is a dependency, reinstall with `make install`")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    path = tmp_path_factory.mktemp("chroma-server")
-    proc = subprocess.Popen([exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"chroma run did not start on port {port}")
-        time.sleep(0.2)
-    yield ("127.0.0.1", port)
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        server = ChromaServer(tmp_path_factory.mktemp("chroma-server")).start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield ("127.0.0.1", server.port)
+    server.stop()
 
 
 @pytest.fixture(params=["embedded", "chroma-server"])

@@ -69,3 +69,47 @@ class FakeLLM:
                               "total_tokens": step.prompt_tokens + step.completion_tokens * n}}
 
         return app
+
+
+class BrokenLLM:
+    """A TCP server that breaks every request the way a crashing model server or a proxy does:
+    `reset` closes the connection with a RST before any byte; `truncate` sends a 200 whose body
+    stops long before its Content-Length."""
+
+    def __init__(self, mode: str):
+        import socket
+        import threading
+
+        assert mode in ("reset", "truncate")
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import socket
+        import struct
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.settimeout(2)
+            try:
+                conn.recv(65536)  # the request line and headers (enough for the test's requests)
+                if self.mode == "truncate":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n"
+                                 b'{"id": "x", "choices": [{"index": 0, "message": {"role": "assistant", "content": "We are so')
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
