@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,12 @@ class RecordingLLM:
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps({"key": key, "result": asdict(result)}, ensure_ascii=False) + "\n")
         return result
+
+    async def chat_each(self, messages: list[dict], n: int = 1, max_tokens: int = 160,
+                        temperature: float = 0.7) -> AsyncIterator[ChatResult]:
+        """The pipeline's streaming entry point: a recording holds all `n` drafts of a request as one
+        response, so they come back together (the key, and so the recordings, stay the same)."""
+        yield await self.chat(messages, n=n, max_tokens=max_tokens, temperature=temperature)
 
     async def close(self) -> None:
         if self.inner is not None:
