@@ -50,7 +50,10 @@ def run_cmd(cases: list[str] = typer.Option(None, "--cases", help="Case files or
             gates_file: Path = typer.Option(None, "--gates", help="Floors and baseline (default evals/gates.yaml)."),
             baseline: Optional[Path] = typer.Option(None, "--baseline", help="A run JSON no case may get worse than (overrides gates.yaml)."),
             label: str = typer.Option("", "--label", help="A name for this run in comparisons."),
-            recordings: Optional[Path] = typer.Option(None, "--recordings", help="Recorded LLM responses (default evals/recordings).")) -> None:
+            recordings: Optional[Path] = typer.Option(None, "--recordings", help="Recorded LLM responses (default evals/recordings)."),
+            judge_model: Optional[str] = typer.Option(None, "--judge-model", help="Score empathy, tone and grounding with "
+                                                      "this model as an LLM judge (3 votes each; same endpoint as the drafts; "
+                                                      "recorded like them). In-process runs only.")) -> None:
     """Run the cases through the pipeline, score them, write JSON/JUnit/Markdown/HTML, apply the gates."""
     from evals.gates import GATES_FILE, GatesError, load_gates, verdict
     from evals.report import write_all
@@ -59,13 +62,16 @@ def run_cmd(cases: list[str] = typer.Option(None, "--cases", help="Case files or
     if llm not in ("auto", "record", "replay"):
         console.print("[red]error:[/] --llm must be auto, record or replay")
         raise typer.Exit(2)
+    if judge_model and url:
+        console.print("[red]error:[/] --judge-model needs an in-process run (it reads the retrieved knowledge); drop --url")
+        raise typer.Exit(2)
     chosen = _cases(cases, sets, lang)
     try:
         gates = load_gates(gates_file or GATES_FILE)
         base_path = baseline or ((gates_file or GATES_FILE).parent / gates.baseline if gates.baseline else None)
         base = load_run(base_path) if base_path and base_path.is_file() else None
         config = RunConfig(prompt=prompt, model=model, n=n, repeat=repeat, llm=llm, url=url, label=label or prompt,
-                           recordings=str(recordings) if recordings else None)
+                           recordings=str(recordings) if recordings else None, judge_model=judge_model)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             task = bar.add_task(f"eval {prompt}", total=len(chosen) * repeat)
             result = asyncio.run(run(chosen, config, on_case=lambda _case: bar.advance(task)))

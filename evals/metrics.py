@@ -200,8 +200,43 @@ def citations_grounded(case: Case, resp: dict) -> float | None:
     return sum(1 for c in cited if c in retrieved) / len(cited)
 
 
+def _verdicts(resp: dict, field: str) -> list:
+    return [v[field] for v in resp.get("judge") or [] if v.get(field) is not None]
+
+
+@metric
+def empathy_judged(case: Case, resp: dict) -> float | None:
+    """The LLM judge's empathy score (prompts/judge_tone.yaml rubric, median of 3 votes), 1-5 scaled to
+    0-1 and averaged over the drafts. None when the run had no judge (`--judge-model`)."""
+    scores = _verdicts(resp, "empathy")
+    return sum((e - 1) / 4 for e in scores) / len(scores) if scores else None
+
+
+@metric
+def tone_judged(case: Case, resp: dict) -> float | None:
+    """Share of drafts whose tone the judge's majority found right: nothing trivialised, no blame, no joke
+    on a serious matter, no sarcasm, the customer's language."""
+    verdicts = _verdicts(resp, "tone_ok")
+    return sum(verdicts) / len(verdicts) if verdicts else None
+
+
+@metric
+def claims_supported(case: Case, resp: dict) -> float | None:
+    """Share of drafts whose every factual claim the retrieved knowledge supports, by the judge's majority
+    (entailment; prompts/judge_grounding.yaml)."""
+    verdicts = _verdicts(resp, "supported")
+    return sum(verdicts) / len(verdicts) if verdicts else None
+
+
+@metric
+def judge_agreement(case: Case, resp: dict) -> float | None:
+    """How far the judge's 3 votes agreed with their majority (informational: low means a split verdict)."""
+    shares = _verdicts(resp, "agreement")
+    return sum(shares) / len(shares) if shares else None
+
+
 QUALITY = ("clean_first_time", "action_correct", "rsr_complete", "language_match", "avoids_must_not",
-           "intents_covered", "cites_expected_faq")  # what "better" means in a paired comparison
+           "intents_covered", "cites_expected_faq", "empathy_judged", "tone_judged", "claims_supported")  # what "better" means in a paired comparison
 
 
 def score(case: Case, resp: dict) -> dict[str, float | None]:

@@ -31,9 +31,9 @@ class RecordingLLM:
     """Wraps the one LLM client: `auto` answers from the recording and calls the LLM on a miss;
     `record` always calls and records; `replay` never calls."""
 
-    def __init__(self, inner, model: str, mode: Mode = "auto", directory: Path = RECORDINGS_DIR):
+    def __init__(self, inner, model: str, mode: Mode = "auto", directory: Path = RECORDINGS_DIR, prefix: str = ""):
         self.inner, self.mode, self.model = inner, mode, model
-        self.path = directory / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}.jsonl"
+        self.path = directory / f"{prefix}{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}.jsonl"
         self.salt = 0  # the repeat index: --repeat N draws N different samples, each recorded
         self.hits = self.misses = 0
         self.entries: dict[str, dict] = {}

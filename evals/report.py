@@ -100,6 +100,14 @@ def _bars(title: str, values: dict[str, float | None], deltas: dict[str, tuple[f
     return "".join(parts)
 
 
+def _judged(v: dict) -> str:
+    """The judge's verdict and reason under a draft."""
+    tone = {True: "tone ok", False: "tone not ok"}.get(v.get("tone_ok"), "")
+    grounded = {True: "claims supported", False: "unsupported: " + "; ".join(v.get("unsupported") or [])}.get(v.get("supported"), "")
+    said = ", ".join(p for p in (f"empathy {v['empathy']}/5" if v.get("empathy") else "", tone, grounded) if p)
+    return f'<br><small class="judge">judge: {html.escape(said)}. {html.escape(v.get("reason") or "")}</small>' if said else ""
+
+
 def page(run: dict, problems: list[str], comparison: dict | None = None) -> str:
     s = run["summary"]
     charts = [_bars("All cases", {m: s["overall"][m]["mean"] for m in SHOWN})]
@@ -113,8 +121,10 @@ def page(run: dict, problems: list[str], comparison: dict | None = None) -> str:
     rows = []
     for r in run["results"]:
         resp = r["response"]
+        verdicts = resp.get("judge") or []
         drafts = "".join(f"<li>{html.escape(d['text'])}" + (f"<br><i>private:</i> {html.escape(d['private'])}" if d.get("private") else "")
-                         + "</li>" for d in resp.get("drafts") or [])
+                         + (_judged(verdicts[i]) if i < len(verdicts) else "") + "</li>"
+                         for i, d in enumerate(resp.get("drafts") or []))
         blocked = "".join(f"<li>{html.escape(b['text'])} <small>{html.escape(', '.join(f['rule'] for f in b['findings']))}</small></li>"
                           for b in resp.get("blocked") or [])
         failing = [m for m in METRICS if r["scores"].get(m) is not None and r["scores"][m] < 1 and m not in ("blocked_rate", "repaired_rate")]

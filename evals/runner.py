@@ -40,6 +40,7 @@ class RunConfig:
     url: str | None = None
     label: str = ""
     recordings: str | None = None  # default evals/recordings
+    judge_model: str | None = None  # empathy, tone and grounding by an LLM judge (evals/judge.py); off by default
 
 
 @dataclass
@@ -65,12 +66,15 @@ def _request(case: Case, config: RunConfig) -> dict:
 async def run(cases: list[Case], config: RunConfig, on_case: Callable[[Case], None] | None = None, settings=None) -> Run:
     result = Run(config={k: v for k, v in config.__dict__.items()}, started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     suggest_one, close = await (_remote(config) if config.url else _in_process(config, settings))
+    judge_one = getattr(suggest_one, "judge", None)
     try:
         for repeat in range(config.repeat):
             for case in cases:
                 started = time.perf_counter()
                 resp = await suggest_one(case, repeat)
                 latency = (time.perf_counter() - started) * 1000
+                if judge_one is not None and "error" not in resp:  # after the latency: the judge is not the product
+                    resp["judge"] = await judge_one(case, resp, repeat)
                 scores = score(case, resp) if "error" not in resp else {name: None for name in METRICS}
                 result.results.append({
                     "id": case.id, "repeat": repeat, "slices": _slices(case), "message": case.message,
@@ -129,9 +133,33 @@ async def _in_process(config: RunConfig, settings=None):
             return {"error": {"status": exc.status, "code": exc.code, "message": exc.message}}
 
     suggest_one.recording = str(llm.path)
+    judge_llm = None
+    if config.judge_model:
+        from evals.judge import Judge
+
+        judge_inner = None if config.llm == "replay" else LLMClient(
+            base_url, settings.llm_api_key, config.judge_model, timeout=settings.llm_timeout,
+            max_retries=settings.llm_max_retries)
+        judge_llm = RecordingLLM(judge_inner, config.judge_model, mode=config.llm, prefix="judge-",
+                                 directory=Path(config.recordings) if config.recordings else RECORDINGS_DIR)
+        judge = Judge(judge_llm, config.judge_model)
+
+        async def judge_one(case: Case, resp: dict, repeat: int) -> list[dict]:
+            knowledge = store.texts(case.brand, [k["id"] for k in resp.get("knowledge", [])])
+            try:
+                return [(await judge.verdict(case.message, d["text"], resp["triage"]["language"], knowledge, repeat)).model_dump()
+                        for d in resp.get("drafts", [])]
+            except ReplayMiss as exc:
+                raise InfraError(str(exc)) from exc
+            except LLMUnavailable as exc:
+                raise InfraError(f"the judge model is unavailable: {exc}") from exc
+
+        suggest_one.judge = judge_one
 
     async def close() -> None:
         await llm.close()
+        if judge_llm is not None:
+            await judge_llm.close()
         if local is not None:
             local.stop()
 

@@ -328,6 +328,11 @@ class KnowledgeStore:
         self._indexes[brand] = index
         return index
 
+    def texts(self, brand: str, ids: list[str]) -> list[str]:
+        """"Title: text" of these documents, in order (ids the brand no longer has are skipped)."""
+        index = self._index(brand)
+        return [f"{index.meta[i]['title']}: {index.text.get(i, '')}" for i in ids if i in index.meta]
+
     def in_memory(self, brand: str) -> bool:
         """True when a search for `brand` needs no I/O: its mirror is loaded and holds the vectors."""
         index = self._indexes.get(brand)

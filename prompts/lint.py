@@ -22,6 +22,9 @@ SAMPLE = {
     "repair": {"language_name": "English", "serious": True, "categories": ["financial"], "message": "You charged me twice!",
                "draft": "Just check your bank.", "findings": [], "max_words": 60},
     "triage_judge": {"message": "You charged me twice!"},
+    "judge_tone": {"message": "You charged me twice!", "draft": "We're sorry. Send us a DM and we'll refund you.",
+                   "language_name": "English"},
+    "judge_grounding": {"faqs": ["Refunds: money back within 5 working days."], "draft": "We'll refund you within 5 days."},
 }
 TONE_FAMILIES = ("minimising", "blame", "humour")  # a prompt is not a reply: only its tone is judged
 MESSAGE_TOKENS = 1000  # a 4000-character customer message, the API's limit

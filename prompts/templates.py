@@ -46,6 +46,9 @@ VARIABLES = {
                           "history", "customer_name", "message", "max_words", "tone", "max_chars", "parts", "escalated_to"}),
     "repair": frozenset({"language_name", "serious", "categories", "message", "draft", "findings", "max_words"}),
     "triage_judge": frozenset({"message"}),
+    # the eval suite's judges (evals/judge.py)
+    "judge_tone": frozenset({"message", "draft", "language_name"}),
+    "judge_grounding": frozenset({"faqs", "draft"}),
 }
 
 
@@ -64,7 +67,7 @@ class PromptTemplate(BaseModel):
     system: str
     user: str
     params: PromptParams = Field(default_factory=PromptParams)
-    purpose: Literal["suggest", "repair", "triage_judge"] = Field(
+    purpose: Literal["suggest", "repair", "triage_judge", "judge_tone", "judge_grounding"] = Field(
         "suggest", description="What the pipeline uses it for; only `suggest` templates can be asked for in /v1/suggest.")
     knowledge_budget: int = Field(600, ge=0, description="Tokens of retrieved FAQs the prompt may carry.")
     voice_budget: int = Field(0, ge=0, description="Tokens of brand-voice guide sections the prompt may carry (0: none).")

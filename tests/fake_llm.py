@@ -27,6 +27,7 @@ class Step:
     prompt_tokens: int = 50
     completion_tokens: int = 20
     finish_reason: str = "stop"
+    reply: object = None  # a function of the request body returning the content (e.g. by prompt)
 
 
 @dataclass
@@ -60,7 +61,8 @@ class FakeLLM:
                 return JSONResponse({"error": {"message": f"scripted {step.status}", "type": "server_error"}},
                                     status_code=step.status)
             n = step.choices if step.choices is not None else int(body.get("n") or 1)
-            contents = step.content if isinstance(step.content, list) else [step.content] * n
+            content = step.reply(body) if callable(step.reply) else step.content
+            contents = content if isinstance(content, list) else [content] * n
             choices = [{"index": i, "finish_reason": step.finish_reason, "message": {"role": "assistant", "content": contents[i % len(contents)]}}
                        for i in range(n)]
             return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),

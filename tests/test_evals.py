@@ -202,3 +202,62 @@ def test_make_eval_replays_the_recorded_cases_with_no_llm_and_passes_its_gates(t
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["summary"]["cases"] == len(load_cases(sets={"social"})) == 40 and run["summary"]["errors"] == 0
     assert run["summary"]["overall"]["guardrail_pass"]["mean"] == 1.0
+
+
+def _judging(body: dict) -> str:
+    """The fake as drafter and as judge: the judge's prompts get JSON votes, one of them malformed."""
+    system = body["messages"][0]["content"]
+    if "senior customer-support lead" in system:
+        return '{"empathy": 4, "tone_ok": true, "reason": "names the problem and gives a next step"}'
+    if "knowledge base" in system:
+        return 'Sure! {"supported": false, "unsupported": ["free replacement today"]}'
+    return LABELLED
+
+
+def test_the_llm_judge_votes_are_recorded_and_scored_and_replay_for_free(workdir, fake_llm):
+    tmp, env = workdir
+    fake_llm.reset(Step(reply=_judging))
+    common = ["--cases", str(tmp / "cases" / "*.jsonl"), "--recordings", str(tmp / "rec"), "--gates", str(tmp / "gates.yaml"),
+              "--judge-model", "fake"]
+    (tmp / "gates.yaml").write_text("floors: {guardrail_pass: {min: 1.0}}\n")
+    first = _cli(["run", *common, "--out", str(tmp / "a")], env, ROOT)
+    assert first.returncode == 0, first.stdout + first.stderr
+    judged = [r for r in fake_llm.requests if "senior customer-support lead" in r["messages"][0]["content"]]
+    run = json.loads((tmp / "a" / "run.json").read_text())
+    drafts = sum(len(r["response"]["drafts"]) for r in run["results"])
+    assert drafts and len(judged) == 3 * drafts  # three votes per draft
+    verdict = run["results"][0]["response"]["judge"][0]
+    assert verdict["empathy"] == 4 and verdict["tone_ok"] is True and verdict["supported"] is False
+    assert verdict["unsupported"] == ["free replacement today"] and verdict["agreement"] == 1.0
+    overall = run["summary"]["overall"]
+    assert overall["empathy_judged"]["mean"] == 0.75 and overall["tone_judged"]["mean"] == 1.0
+    assert overall["claims_supported"]["mean"] == 0.0
+    assert "judge: empathy 4/5, tone ok, unsupported: free replacement today" in (tmp / "a" / "report.html").read_text()
+    # replayed: the same verdicts with no LLM behind it at all
+    env_down = {**env, "TACTFUL_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+    again = _cli(["run", *common, "--llm", "replay", "--out", str(tmp / "b")], env_down, ROOT)
+    assert again.returncode == 0, again.stdout + again.stderr
+    replayed = json.loads((tmp / "b" / "run.json").read_text())
+    assert [r["response"]["judge"] for r in replayed["results"]] == [r["response"]["judge"] for r in run["results"]]
+
+
+def test_judge_majority_and_ties():
+    import asyncio
+
+    from api.llm import ChatResult
+    from evals.judge import Judge
+
+    class Scripted:
+        salt = 0
+
+        def __init__(self, answers):
+            self.answers = list(answers)
+
+        async def chat(self, messages, **_):
+            return ChatResult(texts=[self.answers.pop(0)], model="m")
+
+    votes = ['{"empathy": 2, "tone_ok": false, "reason": "cold"}', '{"empathy": 5, "tone_ok": true, "reason": "warm"}',
+             "not json at all"]
+    v = asyncio.run(Judge(Scripted(votes), "m").verdict("msg", "draft", "en", None))
+    # two valid votes split 1-1: the stricter verdict, and the lower middle empathy score
+    assert v.tone_ok is False and v.empathy == 2 and v.reason == "cold" and v.votes == 2 and v.supported is None
