@@ -56,7 +56,7 @@ def length(text: str, count: str) -> int:
     if count == "chars":
         return len(text)
     if count == "graphemes":
-        return len(regex.findall(r"\X", text))
+        return len(_GRAPHEME.findall(text))
     total, last = 0, 0
     for url in _URL.finditer(text):
         total += _twitter_weight(text[last:url.start()]) + _URL_WEIGHT
@@ -64,10 +64,16 @@ def length(text: str, count: str) -> int:
     return total + _twitter_weight(text[last:])
 
 
+_GRAPHEME = regex.compile(r"\X")
+_EMOJI = regex.compile(r"\p{Extended_Pictographic}")
+
+
 def _twitter_weight(text: str) -> int:
+    if text.isascii():  # every ASCII character weighs 1 and none is an emoji: most English replies
+        return len(text)
     total = 0
-    for cluster in regex.findall(r"\X", text):
-        if regex.search(r"\p{Extended_Pictographic}", cluster):
+    for cluster in _GRAPHEME.findall(text):
+        if _EMOJI.search(cluster):
             total += 2  # an emoji, with its modifiers and joiners, counts as one wide character
             continue
         total += sum(1 if any(lo <= ord(ch) <= hi for lo, hi in _LIGHT) else 2 for ch in cluster)
