@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install ingest bench bench-guardrails bench-retrieval bench-models eval eval-record lock smoke clean
+.PHONY: run test install ingest bench bench-load bench-guardrails bench-retrieval bench-models eval eval-record lock smoke clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "tactful needs Python 3.11 ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 2; }
@@ -35,6 +35,11 @@ smoke: install
 bench: install
 	$(PY) benchmarks/suggest_overhead.py --latency 1.0 --workers 1
 	$(PY) benchmarks/suggest_overhead.py --latency 1.0 --workers 2
+
+# 256 concurrent clients for 60 s against 1, 2 and 4 uvicorn workers, stub LLM at 10 s (~6 min);
+# throughput, p50/p95/p99, errors, peak RSS and CPU into benchmarks/results/load.json.
+bench-load: install
+	$(PY) benchmarks/load.py --workers 1,2,4
 
 # Guardrails per draft next to alex (npm, installed into a temp dir), with both tools' F1 (~1 min).
 bench-guardrails: install
