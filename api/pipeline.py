@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -373,8 +373,9 @@ def cite(draft: str, faqs: list[Hit]) -> list[Citation]:
     return out
 
 
-def _content_words(text: str) -> set[str]:
-    return {w for w in lexical_tokens(text) if (len(w) > 3 or w.isdigit() or "\u4e00" <= w <= "\u9fff") and w not in _STOP}
+@lru_cache(maxsize=2048)  # an FAQ's words are the same for every draft that might cite it
+def _content_words(text: str) -> frozenset[str]:
+    return frozenset(w for w in lexical_tokens(text) if (len(w) > 3 or w.isdigit() or "\u4e00" <= w <= "\u9fff") and w not in _STOP)
 
 
 _STOP = frozenset("""this that with your have from they them their there what when will would could should about

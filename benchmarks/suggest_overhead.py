@@ -258,11 +258,12 @@ def main() -> None:
             wait_until_up(f"{fake_url}/v1/models", fake.is_alive)
             env = {**os.environ, "TACTFUL_DATA_DIR": tmp, "TACTFUL_LLM_BASE_URL": f"{fake_url}/v1", "TACTFUL_AUTH": "open", "TACTFUL_RATE_LIMIT_PER_MINUTE": "0",
                    "TACTFUL_LLM_MODEL": "fake"}
-            # log level warning: no per-request access log line, as a production deployment behind a proxy would run
+            # tactful's own JSON lines (a request and a suggestion line per call, as in production) go to a file:
+            # their cost is measured, without flooding this table's terminal
             tactful = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "benchmarks._support:create",
                                         "--host", "127.0.0.1", "--port", str(tactful_port), "--log-level", "warning",
                                         "--workers", str(args.workers)],
-                                       cwd=ROOT, env=env)
+                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(Path(tmp) / "tactful.log").open("ab"))
             tactful_url = f"http://127.0.0.1:{tactful_port}"
             wait_until_up(f"{tactful_url}/healthz", lambda: tactful.poll() is None)
             console.print(f"fake LLM {fake_url} (pid {fake.pid}), tactful {tactful_url} (pid {tactful.pid}); measuring ...")
