@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from guardrails.anchors import Matcher, text_kind
 from guardrails.channels import check_channel
 from guardrails.finding import Finding, Severity
 from guardrails.triggers import TriggerIndex, required_alternatives
@@ -82,7 +83,7 @@ class RuleFile(BaseModel):
 
 class CompiledRule:
     __slots__ = ("rule", "lang", "family", "severity", "rx", "before", "after", "required_before", "full_id", "triggers",
-                 "trigger_sets")
+                 "trigger_sets", "matcher", "search", "finditer")
 
     def __init__(self, rule: Rule, file: RuleFile):
         self.rule, self.lang, self.family = rule, file.lang, file.family
@@ -97,6 +98,9 @@ class CompiledRule:
         self.trigger_sets = derived or (((given,),) if given else ())
         # one set every match needs (the union over alternatives of each one's best set): tests and docs
         self.triggers = frozenset().union(*(alt[0] for alt in self.trigger_sets)) if self.trigger_sets else None
+        # search/finditer(norm, folded, text_kind(norm, folded)): rx's matches, found faster (guardrails/anchors.py)
+        self.matcher = Matcher(self.rx)
+        self.search, self.finditer = self.matcher.search, self.matcher.finditer
 
 
 class CheckContext(BaseModel):
@@ -112,6 +116,8 @@ class CheckContext(BaseModel):
 
 
 def normalise(text: str) -> str:
+    if text.isascii():  # already NFC, and nothing in _CHAR_MAP is ASCII
+        return text
     out = unicodedata.normalize("NFC", text).translate(_CHAR_MAP)
     # NFC can change length for decomposed input; only keep it when it did not.
     return out if len(out) == len(text) else text.translate(_CHAR_MAP)
@@ -166,16 +172,17 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
         findings.append(Finding(rule="any.format.wrong-language", family="not_a_reply", severity="block",
                                 lang=context.language, start=0, end=len(text), match=text[:80], suggestion=None,
                                 message=f"The draft is in {wrong}, not in the customer's language ({context.language})."))
-    quoted = [m.span() for m in _QUOTED.finditer(norm)] if _QUOTE_CHARS.intersection(norm) else []
+    quoted = [m.span() for m in _QUOTED.finditer(norm)] if any(q in norm for q in _QUOTE_CHARS) else []
     langs = languages or _languages_for(context.language)
     folded = norm.casefold()
+    kind = text_kind(norm, folded)
     for lang in langs:
         rules = rules_for(lang)
         for i in _index_for(lang).candidates(folded):  # only the rules whose required words are in the text
             cr = rules[i]
             if cr.rule.when == "public" and context.visibility != "public":
                 continue
-            for m in cr.rx.finditer(norm):
+            for m in cr.finditer(norm, folded, kind):
                 start, end = m.span()
                 if start == end:
                     continue

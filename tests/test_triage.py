@@ -46,3 +46,19 @@ def test_actions():
 ])
 def test_language_detection_offline(text, lang):
     assert detect_language(text) == lang
+
+
+def test_direct_model_call_answers_as_the_detector_does():
+    """detect_language_scored calls the fastText model itself; it must see what LangDetector.detect shows it."""
+    from evals.guardrails_eval import load_draft_cases, load_triage_cases
+    from guardrails.triage import _detector, _detector_input, _model
+
+    cases, _ = load_draft_cases()
+    rows, _ = load_triage_cases()
+    texts = [c.text for c in cases[::7]] + [r["text"] for r in rows[::7]]
+    texts += ["MY PARCEL IS LATE AGAIN!!!", "Hi\nthere, where is\nmy order?", "ok", "Comanda " * 30, "12345", "😡😡"]
+    for text in texts:
+        labels, scores = _model()[0].predict(_detector_input(text))
+        expected = _detector().detect(text, model="lite", k=1)
+        assert [(label.replace("__label__", ""), min(float(s), 1.0)) for label, s in zip(labels, scores)] == \
+            [(r["lang"], r["score"]) for r in expected], text

@@ -1,0 +1,100 @@
+"""Matching only where a match can start (guardrails/anchors.py) must find exactly what a plain
+search finds: the same matches, the same spans, for every rule and cue."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from guardrails.anchors import _UNFOLDED, Matcher, start_anchors, text_kind
+from guardrails.engine import RULES_DIR, available_languages, load_rule_file, normalise
+
+# Texts where case folding and `re` disagree, or offsets shift: they must fall back, not miss.
+ODD = ["ı", "İ", "ß", "ẞ", "ſ", "K", "µ", "ς", "ﬁ", "\u0301", "😂", "12", "+40 712 345 678", "@", "\n",
+       "\"", "„"]
+
+
+def _patterns():
+    out = []
+    for lang in available_languages():
+        for path in sorted((RULES_DIR / lang).glob("*.yaml")):
+            file = load_rule_file(path)
+            out.extend((f"{lang}.{file.family}.{r.id}", r.pattern, [*r.examples.flag, *r.examples.ok]) for r in file.rules)
+    return out
+
+
+PATTERNS = _patterns()
+EXAMPLES = [text for _, _, texts in PATTERNS for text in texts]
+
+
+def _variants(text: str, rng: random.Random) -> list[str]:
+    at = rng.randrange(len(text) + 1)
+    return [text, text.upper(), f"Hi there. {text} Thanks!", text[:at] + rng.choice(ODD) + text[at:],
+            text.replace("i", "ı", 1), text + " " + rng.choice(EXAMPLES), "ă " + text,
+            " ".join([text] * 17)]  # more places to try than Matcher tries one by one
+
+
+@pytest.mark.parametrize("rule_id,pattern,examples", PATTERNS, ids=[p[0] for p in PATTERNS])
+def test_same_matches_as_a_plain_search(rule_id, pattern, examples):
+    rng = random.Random(rule_id)
+    rx = re.compile(pattern, re.IGNORECASE)
+    matcher = Matcher(rx)
+    texts = [v for text in examples for v in _variants(text, rng)] + rng.sample(EXAMPLES, 40)
+    for text in texts:
+        norm = normalise(text)
+        folded = norm.casefold()
+        kind = text_kind(norm, folded)
+        plain = rx.search(norm)
+        assert (m.span() if (m := matcher.search(norm, folded, kind)) else None) == (plain.span() if plain else None), text
+        assert [m.span() for m in matcher.finditer(norm, folded, kind)] == [m.span() for m in rx.finditer(norm)], text
+
+
+@pytest.mark.parametrize("pattern,text,starts", [
+    (r"\b(?:paid|charged)\s+\d+", "unpaid, paid 5; Charged", [8, 16]),  # at a word start, as \b says
+    (r"(?<=\byou can )(?:easily|simply)\s+", "simply: you can EASILY", [0, 16]),
+    (r"\br[aă]nit\b", "ranit, rănit, pranit", [0, 7]),
+    (r"(?:\+\d{1,3}\s?)?\d{3}", "call +40 712", [5, 6, 7, 9, 10, 11]),
+    (r"\b\d{3,}|\bRO\d{2}", "a1 22 RO12 pro", [3, 6]),
+    (r"^\s*#+", "# x #", [0]),
+    (r"(?:^|(?<=[.!?]\s))lol+", "lol. LOL", [0, 5]),  # "l+" is a repeat: the literal run is "lo"
+    (r"[😂🤣]|haha", "haha 😂 ahaha", [0, 5, 8]),
+    (r"\^x", "^x ^y", [0]),  # a literal caret is not the start of the text
+    (r"(?a)\bab", "éab ab", [1, 4]),  # an ASCII \b is not the finder's Unicode one: no word start there
+    (r"aa", "aaa", [0, 1]),  # overlapping occurrences
+])
+def test_start_anchors(pattern, text, starts):
+    anchors = start_anchors(pattern)
+    assert anchors is not None
+    assert anchors.positions(text, text.casefold()) == starts
+
+
+@pytest.mark.parametrize("pattern", [r"\w+@\w+", r"(?:a|b)?", r"x*", r"[^a]b", r".ab", r"(?m)^\s*x|\s+y", r"\u0131x"])
+def test_no_anchors_when_a_match_can_start_anywhere(pattern):
+    assert start_anchors(pattern) is None
+
+
+def test_a_costly_lookahead_is_only_a_hint():
+    rx = re.compile(r"(?<![\w.])(?![\w.]*(?:support|help)[\w.]*@)[\w.]+@\w+\.\w+", re.IGNORECASE)
+    matcher = Matcher(rx)
+    assert matcher.relaxed is not None
+    for text in ["mail help@acme.com or ana@mail.com", "@123 no mail here", "ana@mail.com, bo@x.io"]:
+        kind = text_kind(text, text.casefold())
+        assert [m.span() for m in matcher.finditer(text, text.casefold(), kind)] == [m.span() for m in rx.finditer(text)]
+
+
+def test_case_folding_agrees_with_re_where_offsets_are_kept():
+    """The assumptions behind finding starts in the folded text, for every code point whose fold is one
+    character: two characters `re` matches case-insensitively fold alike, and folding keeps \\w and \\d."""
+    import _sre
+
+    word, digit = re.compile(r"\w"), re.compile(r"\d")
+    folds: dict[int, str] = {}
+    for cp in range(0x110000):
+        c = chr(cp)
+        f = c.casefold()
+        if len(f) != 1 or c in _UNFOLDED:
+            continue
+        assert folds.setdefault(_sre.unicode_tolower(cp), f) == f, hex(cp)
+        assert bool(word.match(c)) == bool(word.match(f)) and bool(digit.match(c)) == bool(digit.match(f)), hex(cp)
