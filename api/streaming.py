@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import Request
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
 
 from api.pipeline import Services, suggest
 from api.schemas import SuggestRequest, SuggestResponse
@@ -60,8 +61,9 @@ async def stream_suggestion(body: SuggestRequest, svc: Services, request: Reques
                     for draft in result.drafts:  # holding and brand replies are decided at the end
                         if draft.text not in sent:
                             yield ServerSentEvent(draft.model_dump_json(), event="draft")
+                    # recorded before the last event: a client that leaves once it has `done` must not lose it
+                    await run_in_threadpool(on_done, result)
                     yield ServerSentEvent(result.model_dump_json(), event="done", id=result.id)
-                    on_done(result)
                     return
                 if name == "draft":
                     sent.add(payload.text)  # type: ignore[attr-defined]
