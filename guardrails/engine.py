@@ -213,10 +213,10 @@ _WORD = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
 def echoes(draft: str, message: str, share: float = 0.5) -> bool:
     """Small models often answer by restating the complaint in the first person ("You charged
     my card twice... Fix this now."). Flag drafts whose words mostly come, in order, from the message."""
-    d, m = _WORD.findall(draft.lower()), _WORD.findall(message.lower())
-    if len(d) < 6 or len(m) < 6:
+    d = _WORD.findall(draft.lower())
+    length, grams = _trigrams(message)
+    if len(d) < 6 or length < 6:
         return False
-    grams = {tuple(m[i:i + 3]) for i in range(len(m) - 2)}
     copied = sum(1 for i in range(len(d) - 2) if tuple(d[i:i + 3]) in grams)
     return copied / (len(d) - 2) >= share
 
@@ -229,12 +229,25 @@ def _leaks(draft: str, prompt: str) -> tuple[int, int] | None:
     words = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(draft)]
     if len(words) < LEAK_WORDS:
         return None
-    p = [w.lower() for w in _WORD.findall(prompt)]
-    grams = {tuple(p[i:i + LEAK_WORDS]) for i in range(len(p) - LEAK_WORDS + 1)}
+    grams = _prompt_grams(prompt)
     for i in range(len(words) - LEAK_WORDS + 1):
         if tuple(w for w, _, _ in words[i:i + LEAK_WORDS]) in grams:
             return words[i][1], words[i + LEAK_WORDS - 1][2]
     return None
+
+
+# The message, the prompt and the instructions a draft is compared with are the same for every draft
+# of a request (and the prompt for every request): split into n-grams once, not once per check.
+@lru_cache(maxsize=256)
+def _trigrams(text: str) -> tuple[int, frozenset[tuple[str, ...]]]:
+    words = _WORD.findall(text.lower())
+    return len(words), frozenset(tuple(words[i:i + 3]) for i in range(len(words) - 2))
+
+
+@lru_cache(maxsize=64)
+def _prompt_grams(prompt: str) -> frozenset[tuple[str, ...]]:
+    p = [w.lower() for w in _WORD.findall(prompt)]
+    return frozenset(tuple(p[i:i + LEAK_WORDS]) for i in range(len(p) - LEAK_WORDS + 1))
 
 
 def _wrong_language(text: str, expected: str) -> str | None:
