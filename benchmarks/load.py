@@ -81,9 +81,9 @@ import aiohttp  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from benchmarks._support import (connections_by_pid, ingest_acme, machine_cpu_seconds, process_tree,  # noqa: E402
+from benchmarks._support import (connections_by_pid, machine_cpu_seconds, process_tree,  # noqa: E402
                                  tree_cpu_seconds, tree_rss_bytes)
-from benchmarks.suggest_overhead import SUGGEST_BODY, pct, run_fake_llm, wait_until_up  # noqa: E402
+from benchmarks.suggest_overhead import SUGGEST_BODY, pct, run_fake_llm, stage  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
 TARGET_P95_MARGIN_MS = 50.0
@@ -422,13 +422,7 @@ def main() -> None:
         tactful = None
         log = Path(tmp) / "tactful.log"
         try:
-            console.print("ingesting acme into a temporary data dir ...")
-            ingest_acme(Path(tmp))
-            fake.start()
-            fake_url = f"http://127.0.0.1:{fake_port}"
-            wait_until_up(f"{fake_url}/v1/models", fake.is_alive)
-            env = {**os.environ, "TACTFUL_DATA_DIR": tmp, "TACTFUL_LLM_BASE_URL": f"{fake_url}/v1", "TACTFUL_AUTH": "open",
-                   "TACTFUL_RATE_LIMIT_PER_MINUTE": "0", "TACTFUL_LLM_MODEL": "fake"}
+            _, env = stage(Path(tmp), fake, fake_port)
             for workers in args.workers:
                 port = free_port()
                 offset = len(log.read_text()) if log.exists() else 0

@@ -232,6 +232,18 @@ def report(rows: list[dict], args) -> dict:
             "results": rows}
 
 
+def stage(data_dir: Path, fake, fake_port: int) -> tuple[str, dict]:
+    """acme ingested into `data_dir`, the stub LLM process started and answering: its URL, and the
+    environment tactful runs with (open mode, no rate limit: every client here shares one address)."""
+    console.print("ingesting acme into a temporary data dir ...")
+    ingest_acme(data_dir)
+    fake.start()
+    fake_url = f"http://127.0.0.1:{fake_port}"
+    wait_until_up(f"{fake_url}/v1/models", fake.is_alive)
+    return fake_url, {**os.environ, "TACTFUL_DATA_DIR": str(data_dir), "TACTFUL_LLM_BASE_URL": f"{fake_url}/v1",
+                      "TACTFUL_AUTH": "open", "TACTFUL_RATE_LIMIT_PER_MINUTE": "0", "TACTFUL_LLM_MODEL": "fake"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # 1 s: what three short drafts take from a hosted LLM (the embedded model takes 5-15 s). At 0.2 s the
@@ -251,13 +263,7 @@ def main() -> None:
     tactful = None
     with tempfile.TemporaryDirectory(prefix="tactful-bench-") as tmp:
         try:
-            console.print("ingesting acme into a temporary data dir ...")
-            ingest_acme(Path(tmp))
-            fake.start()
-            fake_url = f"http://127.0.0.1:{fake_port}"
-            wait_until_up(f"{fake_url}/v1/models", fake.is_alive)
-            env = {**os.environ, "TACTFUL_DATA_DIR": tmp, "TACTFUL_LLM_BASE_URL": f"{fake_url}/v1", "TACTFUL_AUTH": "open", "TACTFUL_RATE_LIMIT_PER_MINUTE": "0",
-                   "TACTFUL_LLM_MODEL": "fake"}
+            fake_url, env = stage(Path(tmp), fake, fake_port)
             # tactful's own JSON lines (a request and a suggestion line per call, as in production) go to a file:
             # their cost is measured, without flooding this table's terminal
             tactful = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "benchmarks._support:create",
