@@ -113,9 +113,12 @@ async def suggest(req: SuggestRequest, svc: Services, emit: Emit | None = None) 
     search = partial(svc.store.search, req.brand, query, svc.settings.knowledge_k, ["faq"], None,
                      svc.settings.knowledge_min_score, vector)
     # sub-millisecond on the brand's in-memory mirror; a thread when it must ask Chroma (first load, ANN)
-    faqs = search() if svc.store.in_memory(req.brand) else await run_in_threadpool(search)
-    voice = (await run_in_threadpool(svc.store.search_chunks, req.brand, query, 2, ["voice"], None, vector)
-             if template.voice_budget else [])
+    voices = partial(svc.store.search_chunks, req.brand, query, 2, ["voice"], None, vector)
+    if svc.store.in_memory(req.brand):
+        faqs, voice = search(), voices() if template.voice_budget else []
+    else:
+        faqs = await run_in_threadpool(search)
+        voice = await run_in_threadpool(voices) if template.voice_budget else []
     timer.lap("retrieve")
     # a question nothing in the knowledge base answers: the model would guess, so hold instead
     if plan.mode == "question" and not faqs and (held := holding(req, triage, context, policy)):

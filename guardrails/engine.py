@@ -226,13 +226,16 @@ LEAK_WORDS = 8  # this many words in a row from the system prompt is reciting it
 
 def _leaks(draft: str, prompt: str) -> tuple[int, int] | None:
     """The span of the first run of LEAK_WORDS consecutive words the draft shares with the prompt."""
-    words = [(m.group(0).lower(), m.start(), m.end()) for m in _WORD.finditer(draft)]
-    if len(words) < LEAK_WORDS:
+    found = list(_WORD.finditer(draft))
+    if len(found) < LEAK_WORDS:
         return None
-    grams = _prompt_grams(prompt)
-    for i in range(len(words) - LEAK_WORDS + 1):
-        if tuple(w for w, _, _ in words[i:i + LEAK_WORDS]) in grams:
-            return words[i][1], words[i + LEAK_WORDS - 1][2]
+    words = [m.group(0).lower() for m in found]
+    grams, vocabulary = _prompt_grams(prompt)
+    run = 0  # how many words up to here are all prompt words: only such a run can be a recited n-gram
+    for end, word in enumerate(words):
+        run = run + 1 if word in vocabulary else 0
+        if run >= LEAK_WORDS and tuple(words[end - LEAK_WORDS + 1:end + 1]) in grams:
+            return found[end - LEAK_WORDS + 1].start(), found[end].end()
     return None
 
 
@@ -245,9 +248,9 @@ def _trigrams(text: str) -> tuple[int, frozenset[tuple[str, ...]]]:
 
 
 @lru_cache(maxsize=64)
-def _prompt_grams(prompt: str) -> frozenset[tuple[str, ...]]:
+def _prompt_grams(prompt: str) -> tuple[frozenset[tuple[str, ...]], frozenset[str]]:
     p = [w.lower() for w in _WORD.findall(prompt)]
-    return frozenset(tuple(p[i:i + LEAK_WORDS]) for i in range(len(p) - LEAK_WORDS + 1))
+    return frozenset(tuple(p[i:i + LEAK_WORDS]) for i in range(len(p) - LEAK_WORDS + 1)), frozenset(p)
 
 
 def _wrong_language(text: str, expected: str) -> str | None:

@@ -43,6 +43,20 @@ def test_search_kinds_filter_and_full_faq_text(store):
     assert voice and all(h.kind == "voice" for h in voice)
 
 
+@pytest.mark.parametrize("text", ["how do we handle trolls", "My order arrived broken!", "comanda mea a ajuns stricată"])
+def test_chunk_search_on_the_mirror_matches_chroma(store, text):
+    store.search("acme", text)  # loads the brand's in-memory mirror
+    assert store.in_memory("acme")
+    mirror = store.search_chunks("acme", text, 3, ["voice"])
+    index = store._indexes.pop("acme")  # without the mirror: Chroma's own query
+    try:
+        chroma = store.search_chunks("acme", text, 3, ["voice"])
+    finally:
+        store._indexes["acme"] = index
+    assert [(h.id, h.text, round(h.score, 3)) for h in mirror] == [(h.id, h.text, round(h.score, 3)) for h in chroma]
+    assert len(mirror) == 3 and all(h.kind == "voice" for h in mirror)
+
+
 def test_brands_are_isolated(fresh_store, tmp_path):
     (tmp_path / "a.yaml").write_text("- id: faq-secret\n  question: What is the launch code?\n  answer: The code is 4711.\n")
     (tmp_path / "b.yaml").write_text("- id: faq-hello\n  question: Do you ship?\n  answer: We ship everywhere.\n")
