@@ -111,7 +111,7 @@ class Scenario:
         self.errors: dict[str, int] = defaultdict(int)
         self.stages: dict[str, list[float]] = defaultdict(list)
         self.no_draft = 0
-        self.steady_s = 0.0  # the part of it after the clients' staggered start
+        self.steady_s = 0.0  # load time after the clients' staggered start (all of it when not staggered)
         self.finished_steady = 0  # requests that succeeded within it
         self.server_cpu_s = 0.0  # CPU the server behind `url` used during them
 

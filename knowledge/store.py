@@ -271,8 +271,10 @@ class KnowledgeStore:
                             score=round(1.0 - float(dist), 4), text=doc, url=meta.get("url") or None))
         return hits
 
-    def _mirror_chunks(self, index: _BrandIndex, text: str, k: int, kinds: list[str] | None, language: str | None,
-                       vector: np.ndarray | None) -> list[Hit]:
+    def _mirror_cosines(self, index: _BrandIndex, text: str, kinds: list[str] | None, language: str | None,
+                        vector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Every mirrored chunk's cosine to `text` (vectors are L2-normalised: the dot product is the
+        cosine), and which chunks the kinds/language filter keeps."""
         if vector is None:
             vector = self.embed.embed_texts([text])[0]
         sims = index.vectors @ vector
@@ -281,6 +283,11 @@ class KnowledgeStore:
             keep &= np.isin(index.chunk_kind, kinds)
         if language:
             keep &= index.chunk_lang == language
+        return sims, keep
+
+    def _mirror_chunks(self, index: _BrandIndex, text: str, k: int, kinds: list[str] | None, language: str | None,
+                       vector: np.ndarray | None) -> list[Hit]:
+        sims, keep = self._mirror_cosines(index, text, kinds, language, vector)
         ranked = np.flatnonzero(keep)
         ranked = ranked[np.argsort(-sims[ranked], kind="stable")][: max(k, 1)]
         hits = []
@@ -377,15 +384,8 @@ class KnowledgeStore:
                     continue
                 best[i] = max(best[i], hit.score)
             return best
-        # Exact search on the mirror; vectors are L2-normalised, so the dot product is the cosine.
-        if vector is None:
-            vector = self.embed.embed_texts([text])[0]
-        sims = index.vectors @ vector
-        keep = np.ones(len(sims), dtype=bool)
-        if kinds:
-            keep &= np.isin(index.chunk_kind, kinds)
-        if language:
-            keep &= index.chunk_lang == language
+        # exact search on the mirror
+        sims, keep = self._mirror_cosines(index, text, kinds, language, vector)
         np.maximum.at(best, index.chunk_doc[keep], sims[keep])
         return best
 
