@@ -18,8 +18,9 @@ where the case-insensitive pattern would see it.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from guardrails.triggers import _REPEATS, C, _exact, parser
 
@@ -197,59 +198,46 @@ class Matcher:
         self.relaxed = None if self.anchors is not None else _relaxed(rx.pattern, rx.flags)
 
     def search(self, norm: str, folded: str, kind: int) -> re.Match | None:
-        anchors = self.anchors
-        if anchors is None or not kind:
-            return self._search(norm, 0)
-        match, pos = self.rx.match, 0
-        if anchors.begin:
-            if (m := match(norm, 0)) is not None:
-                return m
-            pos = 1
-        finder = anchors.ascii_finder if kind == ASCII else anchors.finder
-        if finder is None:
-            return None
-        find, misses = finder.search, 0
-        while (start := find(folded, pos)) is not None:
-            pos = start.start()
-            if (m := match(norm, pos)) is not None:
-                return m
-            misses += 1
-            if misses == MAX_MISSES:  # no match starts before pos + 1: one search does the rest
-                return self.rx.search(norm, pos + 1)
-            pos += 1
-        return None
+        return next(self._scan(norm, folded, kind), None)
 
     def finditer(self, norm: str, folded: str, kind: int) -> list[re.Match]:
+        return list(self._scan(norm, folded, kind))
+
+    def _scan(self, norm: str, folded: str, kind: int) -> Iterator[re.Match]:
+        """rx's matches in finditer's order, found lazily (search() takes only the first): re's
+        match() tried only where the folded text has one of the pattern's start anchors."""
         anchors = self.anchors
         if anchors is None or not kind:
-            return self._finditer(norm, 0, [])
-        found: list[re.Match] = []
-        match, pos = self.rx.match, 0
+            yield from self._scan_from(norm, 0, 0)
+            return
+        match, pos, given = self.rx.match, 0, 0
         if anchors.begin:
             if (m := match(norm, 0)) is not None:
                 if m.end() == 0:
-                    return list(self.rx.finditer(norm))  # an empty match: finditer's rules for those are subtle
-                found.append(m)
-                pos = m.end()
+                    yield from self.rx.finditer(norm)  # an empty match: finditer's rules for those are subtle
+                    return
+                yield m
+                given, pos = 1, m.end()
             else:
                 pos = 1
         finder = anchors.ascii_finder if kind == ASCII else anchors.finder
         if finder is None:
-            return found
+            return
         find, misses = finder.search, 0
         while (start := find(folded, pos)) is not None:
             pos = start.start()
             if (m := match(norm, pos)) is not None:
                 if m.end() == pos:  # cannot be (a literal or a digit starts every match), but if it were
-                    return list(self.rx.finditer(norm))
-                found.append(m)
-                pos = m.end()  # finditer goes on from a match's end
+                    yield from itertools.islice(self.rx.finditer(norm), given, None)
+                    return
+                yield m
+                given, pos = given + 1, m.end()  # finditer goes on from a match's end
                 continue
             misses += 1
-            if misses == MAX_MISSES:
-                return self._finditer(norm, pos + 1, found)
+            if misses == MAX_MISSES:  # no match starts before pos + 1: plain searches do the rest
+                yield from self._scan_from(norm, pos + 1, given)
+                return
             pos += 1
-        return found
 
     def _search(self, norm: str, pos: int) -> re.Match | None:
         if self.relaxed is not None:
@@ -261,14 +249,15 @@ class Matcher:
             pos = hint.start()
         return self.rx.search(norm, pos)
 
-    def _finditer(self, norm: str, pos: int, found: list[re.Match]) -> list[re.Match]:
-        """found + the matches finditer would give from `pos` on, a match having just ended there."""
+    def _scan_from(self, norm: str, pos: int, given: int) -> Iterator[re.Match]:
+        """The matches finditer would give from `pos` on, a match having just ended there and
+        `given` matches having been yielded before."""
         while (m := self._search(norm, pos)) is not None:
-            if m.end() == m.start():
-                return list(self.rx.finditer(norm))  # an empty match: finditer's rules for those are subtle
-            found.append(m)
-            pos = m.end()
-        return found
+            if m.end() == m.start():  # an empty match: finditer's rules for those are subtle
+                yield from itertools.islice(self.rx.finditer(norm), given, None)
+                return
+            yield m
+            given, pos = given + 1, m.end()
 
 
 def _relaxed(pattern: str, flags: int) -> re.Pattern | None:

@@ -83,7 +83,7 @@ class RuleFile(BaseModel):
 
 class CompiledRule:
     __slots__ = ("rule", "lang", "family", "severity", "rx", "before", "after", "required_before", "full_id", "triggers",
-                 "trigger_sets", "matcher", "search", "finditer")
+                 "trigger_sets", "search", "finditer")
 
     def __init__(self, rule: Rule, file: RuleFile):
         self.rule, self.lang, self.family = rule, file.lang, file.family
@@ -99,8 +99,8 @@ class CompiledRule:
         # one set every match needs (the union over alternatives of each one's best set): tests and docs
         self.triggers = frozenset().union(*(alt[0] for alt in self.trigger_sets)) if self.trigger_sets else None
         # search/finditer(norm, folded, text_kind(norm, folded)): rx's matches, found faster (guardrails/anchors.py)
-        self.matcher = Matcher(self.rx)
-        self.search, self.finditer = self.matcher.search, self.matcher.finditer
+        matcher = Matcher(self.rx)
+        self.search, self.finditer = matcher.search, matcher.finditer
 
 
 class CheckContext(BaseModel):
