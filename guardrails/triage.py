@@ -107,12 +107,14 @@ def detect_language_scored(text: str, default: str = "en") -> tuple[str, float]:
         return default, 0.0
     if not text.isascii() and _TWO_HAN.search(text):
         return "zh", 1.0  # Han characters settle it; short zh text confuses statistical models
+    words = _function_words()
+    if settled := _settled(text, words):
+        return settled, 1.0
     labels, scores = _model()[0].predict(_detector_input(text))
     if not labels:
         return default, 0.0
     lang = labels[0].replace("__label__", "").split("-")[0].lower()
     lang, score = _LANG_ALIASES.get(lang, lang), min(float(scores[0]), 1.0)
-    words = _function_words()
     if score < words["min_confidence"] and (voted := _vote(text, words)):
         return voted, words["min_confidence"]
     return lang, score
@@ -121,7 +123,12 @@ def detect_language_scored(text: str, default: str = "en") -> tuple[str, float]:
 @lru_cache(maxsize=1)
 def _function_words() -> dict:
     data = yaml.safe_load(LANGUAGES_FILE.read_text(encoding="utf-8"))
-    return {**data, "words": {lang: frozenset(w.casefold() for w in ws) for lang, ws in data["words"].items()}}
+    words = {lang: frozenset(w.casefold() for w in ws) for lang, ws in data["words"].items()}
+    langs_of: dict[str, tuple[str, ...]] = {}  # word -> the languages listing it, for one pass over a text
+    for lang, ws in words.items():
+        for w in ws:
+            langs_of[w] = (*langs_of.get(w, ()), lang)
+    return {**data, "words": words, "langs_of": langs_of}
 
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
@@ -133,6 +140,20 @@ def _vote(text: str, words: dict) -> str | None:
     hits = sorted(((sum(t in ws for t in tokens), lang) for lang, ws in words["words"].items()), reverse=True)
     (best, lang), (second, _) = hits[0], hits[1]
     return lang if best >= words["min_hits"] and best > second else None
+
+
+def _settled(text: str, words: dict) -> str | None:
+    """The language a text's function words leave no doubt about (languages.yaml `settled`), if any."""
+    rule, langs_of = words["settled"], words["langs_of"]
+    counts = dict.fromkeys(words["words"], 0)
+    for token in [t for t in _TOKEN.findall(text.casefold()) if t in langs_of]:
+        for lang in langs_of[token]:
+            counts[lang] += 1
+    best = max(counts, key=counts.__getitem__)
+    others = max((n for lang, n in counts.items() if lang != best), default=0)
+    if best in rule["languages"] and counts[best] >= rule["min_hits"] and counts[best] >= rule["lead"] * max(others, 1):
+        return best
+    return None
 
 
 def detect_language(text: str, default: str = "en") -> str:
