@@ -26,6 +26,7 @@ from api.llm import LLMClient, LLMUnavailable
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
 from guardrails import CheckContext, Finding, check, is_blocking
+from guardrails.engine import one_suggestion
 from guardrails.channels import SENTENCE_END, limit_for
 from guardrails.policy import Policy, fix, load_policy
 from guardrails.triage import Triage, analyze, is_unclear, language_name, with_judgement
@@ -74,6 +75,11 @@ Emit = Callable[[str, BaseModel], Awaitable[None]]
 async def suggest(req: SuggestRequest, svc: Services, emit: Emit | None = None) -> SuggestResponse:
     """`emit`, when given, hears the triage and then each draft the moment it has passed the
     guardrails (for streaming); the returned response is the whole answer either way."""
+    with one_suggestion():  # a text is judged once per request, however many steps look at it
+        return await _suggest(req, svc, emit)
+
+
+async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> SuggestResponse:
     timer = _Timer()
     policy = load_policy(req.brand)
     prompt = req.prompt or policy.prompt

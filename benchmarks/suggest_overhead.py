@@ -40,9 +40,16 @@ from rich.table import Table  # noqa: E402
 from benchmarks._support import ingest_acme  # noqa: E402
 from tests.servers import free_port  # noqa: E402
 
-# Passes every guardrail, so each suggest is exactly one LLM round (no regenerate).
-REPLY = ("We're sorry your order arrived damaged. Please send us a photo by direct message "
-         "and we'll send a replacement today.")
+# Three different drafts, each passing every guardrail, so each suggest is exactly one LLM round (no
+# regenerate) and does the work of three real drafts: identical ones would be judged once (the
+# per-request memo in guardrails/engine.py) and returned once, which no sampled LLM gives.
+REPLIES = [
+    "We're sorry your order arrived damaged. Please send us a photo by direct message and we'll send a replacement today.",
+    "That's not the delivery we promised, and three times is far too many. Send us your order number by "
+    "direct message and we'll put it right today.",
+    "We're sorry we left your emails unanswered. Please send a photo of the damage by direct message and we'll "
+    "send a new one out today.",
+]
 MESSAGE = "My order arrived broken and nobody answers my emails. This is the third time!"
 SUGGEST_BODY = {"brand": "acme", "message": MESSAGE, "channel": "twitter", "visibility": "public", "n": 3}
 BARE_BODY = {"model": "fake", "messages": [{"role": "user", "content": MESSAGE}], "n": 3, "max_tokens": 160,
@@ -59,7 +66,7 @@ def run_fake_llm(port: int, latency: float) -> None:
 
     from tests.fake_llm import FakeLLM, Step
 
-    fake = FakeLLM(default=Step(content=REPLY, delay=latency))
+    fake = FakeLLM(default=Step(content=REPLIES, delay=latency))
     uvicorn.run(fake.app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Literal
 from pathlib import Path
@@ -151,9 +154,33 @@ def available_languages(rules_dir: Path = RULES_DIR) -> list[str]:
     return sorted(p.name for p in rules_dir.iterdir() if p.is_dir())
 
 
+# One suggestion judges the same text under the same context several times: a draft, then the same
+# draft made whole by the brand's sentences, and the brand's private message once per draft. Within
+# `one_suggestion()`, each is checked once. Scoped to a request, so nothing outlives it.
+_MEMO: ContextVar[dict | None] = ContextVar("tactful_check_memo", default=None)
+
+
+@contextmanager
+def one_suggestion() -> Iterator[None]:
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
 def check(text: str, context: CheckContext | None = None, languages: list[str] | None = None) -> list[Finding]:
     """All findings for one draft, ordered by position."""
     context = context or CheckContext()
+    if (memo := _MEMO.get()) is None:
+        return _check(text, context, languages)
+    key = (text, tuple(context.__dict__.values()), tuple(languages or ()))
+    if key not in memo:
+        memo[key] = _check(text, context, languages)
+    return list(memo[key])  # callers get their own list; Findings are never changed in place
+
+
+def _check(text: str, context: CheckContext, languages: list[str] | None) -> list[Finding]:
     if not text.strip():
         return [Finding(rule="any.format.empty", family="format", severity="block", lang=context.language, start=0, end=0,
                         match="", message="The model returned an empty draft.", suggestion=None)]

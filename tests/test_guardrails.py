@@ -93,3 +93,24 @@ def test_triggers_are_a_safe_prefilter(file, rule):
     for text in rule.examples.flag:
         for m in cr.rx.finditer(text):
             assert any(t in text.lower() for t in cr.triggers), (text, m.group(0))
+
+
+def test_one_suggestion_checks_each_text_and_context_once(monkeypatch):
+    """Inside one_suggestion() a repeated (text, context) is judged once; a changed context is judged
+    again; outside it nothing is remembered; every caller gets its own list."""
+    from guardrails import engine
+
+    calls = []
+    real = engine._check
+    monkeypatch.setattr(engine, "_check", lambda *a: calls.append(a[0]) or real(*a))
+    joke = "Haha, that's a funny one 😂 we'll look into it."
+    with engine.one_suggestion():
+        first = engine.check(joke, CheckContext(serious=True))
+        first.append("changed by the caller")
+        again = engine.check(joke, CheckContext(serious=True))
+        light = engine.check(joke, CheckContext(serious=False))
+    assert len(calls) == 2
+    assert "changed by the caller" not in again and is_blocking(again) and not is_blocking(light)
+    engine.check(joke, CheckContext(serious=True))
+    engine.check(joke, CheckContext(serious=True))
+    assert len(calls) == 4
