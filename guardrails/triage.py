@@ -134,21 +134,25 @@ def _function_words() -> dict:
 _TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 
 
+def _hits(text: str, words: dict) -> dict[str, int]:
+    """How many of each language's function words the text uses (a word two languages share counts for both)."""
+    counts = dict.fromkeys(words["words"], 0)
+    langs_of = words["langs_of"]
+    for token in _TOKEN.findall(text):
+        for lang in langs_of.get(token.casefold(), ()):
+            counts[lang] += 1
+    return counts
+
+
 def _vote(text: str, words: dict) -> str | None:
     """The supported language whose function words the text uses most, when one clearly leads."""
-    tokens = [t.casefold() for t in _TOKEN.findall(text)]
-    hits = sorted(((sum(t in ws for t in tokens), lang) for lang, ws in words["words"].items()), reverse=True)
-    (best, lang), (second, _) = hits[0], hits[1]
+    (best, lang), (second, _) = sorted(((n, lang) for lang, n in _hits(text, words).items()), reverse=True)[:2]
     return lang if best >= words["min_hits"] and best > second else None
 
 
 def _settled(text: str, words: dict) -> str | None:
     """The language a text's function words leave no doubt about (languages.yaml `settled`), if any."""
-    rule, langs_of = words["settled"], words["langs_of"]
-    counts = dict.fromkeys(words["words"], 0)
-    for token in [t for t in _TOKEN.findall(text.casefold()) if t in langs_of]:
-        for lang in langs_of[token]:
-            counts[lang] += 1
+    rule, counts = words["settled"], _hits(text, words)
     best = max(counts, key=counts.__getitem__)
     others = max((n for lang, n in counts.items() if lang != best), default=0)
     if best in rule["languages"] and counts[best] >= rule["min_hits"] and counts[best] >= rule["lead"] * max(others, 1):
