@@ -7,17 +7,17 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import chromadb
-from rank_bm25 import BM25Okapi
 from chromadb.config import Settings as ChromaSettings
 
 from api.settings import Settings
 from knowledge.documents import Document, brand_ok
 from knowledge.embeddings import MiniLMEmbeddingFunction
-from knowledge.lexical import Postings, lexical_tokens
+from knowledge import mirror
+from knowledge.lexical import lexical_tokens
+from knowledge.mirror import BrandIndex, Hit
 
 _PREFIX = "brand-"
 # Hybrid score = VECTOR_WEIGHT * cosine + (1 - VECTOR_WEIGHT) * BM25 scaled to the best match.
@@ -27,23 +27,6 @@ VECTOR_WEIGHT = 0.7
 # Other workers' writes become visible a moment after this many seconds; this process's own at once.
 VERSION_CHECK_SECONDS = 2.0
 MIRROR_PAGE = 10_000
-@dataclass
-class _BrandIndex:
-    """A brand's documents mirrored in memory: metadata, full texts, lexical postings, and (for
-    brands small enough) the chunk vectors, so a query is a few numpy operations instead of a
-    round trip to Chroma. Rebuilt when the collection's write version changes."""
-    version: str
-    checked: float
-    meta: dict[str, dict]
-    text: dict[str, str]
-    order: list[str]  # document ids; every per-document array below follows this order
-    position: dict[str, int]
-    lexical: Postings | None
-    chunk_doc: np.ndarray  # per chunk: its document's position in `order`
-    chunk_kind: np.ndarray
-    chunk_lang: np.ndarray
-    vectors: np.ndarray | None  # None: too many chunks, ask Chroma's HNSW index instead
-    chunks: list[tuple[dict, str]]  # per chunk: its metadata and text (empty when `vectors` is None)
 
 
 class StoreUnavailable(RuntimeError):
@@ -65,17 +48,6 @@ class UnknownBrand(LookupError):
     pass
 
 
-@dataclass
-class Hit:
-    id: str
-    kind: str
-    title: str
-    language: str
-    score: float
-    text: str
-    url: str | None = None
-
-
 class KnowledgeStore:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -90,7 +62,7 @@ class KnowledgeStore:
         except Exception as exc:
             raise StoreUnavailable(f"cannot open the knowledge store: {exc}") from exc
         self._collections: dict[str, object] = {}
-        self._indexes: dict[str, _BrandIndex] = {}
+        self._indexes: dict[str, BrandIndex] = {}
         self._lock = threading.Lock()
         self._refreshing: set[str] = set()
 
@@ -246,7 +218,7 @@ class KnowledgeStore:
                       language: str | None = None, vector: np.ndarray | None = None) -> list[Hit]:
         """The k chunks closest to `text`, best first."""
         if self.in_memory(brand):  # the mirror has every chunk's vector: no Chroma round trip (4 ms, measured)
-            return self._mirror_chunks(self._index(brand), text, k, kinds, language, vector)
+            return mirror.nearest_chunks(self._index(brand), self._vector(text, vector), k, kinds, language)
         col = self._collection(brand, create=False)
         if col is None:
             raise UnknownBrand(brand)
@@ -271,33 +243,7 @@ class KnowledgeStore:
                             score=round(1.0 - float(dist), 4), text=doc, url=meta.get("url") or None))
         return hits
 
-    def _mirror_cosines(self, index: _BrandIndex, text: str, kinds: list[str] | None, language: str | None,
-                        vector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Every mirrored chunk's cosine to `text` (vectors are L2-normalised: the dot product is the
-        cosine), and which chunks the kinds/language filter keeps."""
-        if vector is None:
-            vector = self.embed.embed_texts([text])[0]
-        sims = index.vectors @ vector
-        keep = np.ones(len(sims), dtype=bool)
-        if kinds:
-            keep &= np.isin(index.chunk_kind, kinds)
-        if language:
-            keep &= index.chunk_lang == language
-        return sims, keep
-
-    def _mirror_chunks(self, index: _BrandIndex, text: str, k: int, kinds: list[str] | None, language: str | None,
-                       vector: np.ndarray | None) -> list[Hit]:
-        sims, keep = self._mirror_cosines(index, text, kinds, language, vector)
-        ranked = np.flatnonzero(keep)
-        ranked = ranked[np.argsort(-sims[ranked], kind="stable")][: max(k, 1)]
-        hits = []
-        for i in ranked.tolist():
-            meta, doc = index.chunks[i]
-            hits.append(Hit(id=meta["doc_id"], kind=meta["kind"], title=meta["title"], language=meta["language"],
-                            score=round(float(sims[i]), 4), text=doc, url=meta.get("url") or None))
-        return hits
-
-    def _index(self, brand: str) -> _BrandIndex:
+    def _index(self, brand: str) -> BrandIndex:
         """The brand's mirror. A stale one is still served while a background thread checks
         the version (stale-while-revalidate): the Chroma round trip never lands on a request,
         and other workers' writes show up a moment after the interval instead of on it."""
@@ -312,7 +258,7 @@ class KnowledgeStore:
                 threading.Thread(target=self._refresh, args=(brand, cached), daemon=True).start()
         return cached
 
-    def _refresh(self, brand: str, cached: _BrandIndex) -> None:
+    def _refresh(self, brand: str, cached: BrandIndex) -> None:
         try:
             self._load_index(brand, cached)
         except Exception:  # the store is down: keep serving the mirror; the next search tries again
@@ -321,7 +267,7 @@ class KnowledgeStore:
             with self._lock:
                 self._refreshing.discard(brand)
 
-    def _load_index(self, brand: str, cached: _BrandIndex | None) -> _BrandIndex:
+    def _load_index(self, brand: str, cached: BrandIndex | None) -> BrandIndex:
         now = time.monotonic()
         col = self._fetch(brand)  # not the cached handle: the version lives in fresh metadata
         version = (col.metadata or {}).get("tactful_version", "")
@@ -337,25 +283,7 @@ class KnowledgeStore:
             for key in got:
                 if page.get(key) is not None:
                     got[key].extend(page[key])
-        meta: dict[str, dict] = {}
-        parts: dict[str, list[tuple[int, str]]] = {}
-        for m, d in zip(got["metadatas"], got["documents"]):
-            meta.setdefault(m["doc_id"], m)
-            if m.get("role", "body") == "body":
-                parts.setdefault(m["doc_id"], []).append((int(m.get("chunk", 0)), d))
-        text = {doc_id: "\n\n".join(t for _, t in sorted(ps)) for doc_id, ps in parts.items()}
-        order = sorted(meta)
-        position = {doc_id: i for i, doc_id in enumerate(order)}
-        corpus = [lexical_tokens(f"{meta[i]['title']} {meta[i].get('tags', '')} {text.get(i, '')}") for i in order]
-        vectors = None
-        if with_vectors and len(got["ids"]):
-            vectors = np.asarray(got["embeddings"], dtype=np.float32)
-        index = _BrandIndex(version=version, checked=now, meta=meta, text=text, order=order, position=position,
-                            lexical=Postings(BM25Okapi(corpus), len(order)) if any(corpus) else None,
-                            chunk_doc=np.asarray([position[m["doc_id"]] for m in got["metadatas"]], dtype=np.int32),
-                            chunk_kind=np.asarray([m["kind"] for m in got["metadatas"]]),
-                            chunk_lang=np.asarray([m["language"] for m in got["metadatas"]]), vectors=vectors,
-                            chunks=list(zip(got["metadatas"], got["documents"])) if vectors is not None else [])
+        index = mirror.build(version, now, got, with_vectors)
         self._indexes[brand] = index
         return index
 
@@ -369,7 +297,7 @@ class KnowledgeStore:
         index = self._indexes.get(brand)
         return bool(index and index.vectors is not None)
 
-    def _cosine_by_doc(self, brand: str, index: _BrandIndex, text: str, k: int, kinds: list[str] | None,
+    def _cosine_by_doc(self, brand: str, index: BrandIndex, text: str, k: int, kinds: list[str] | None,
                        language: str | None, vector: np.ndarray | None) -> np.ndarray:
         """Per document (in `index.order`): the best cosine of its chunks; -inf for documents
         the kinds/language filter excludes."""
@@ -384,10 +312,10 @@ class KnowledgeStore:
                     continue
                 best[i] = max(best[i], hit.score)
             return best
-        # exact search on the mirror
-        sims, keep = self._mirror_cosines(index, text, kinds, language, vector)
-        np.maximum.at(best, index.chunk_doc[keep], sims[keep])
-        return best
+        return mirror.best_per_document(index, self._vector(text, vector), kinds, language)
+
+    def _vector(self, text: str, vector: np.ndarray | None) -> np.ndarray:
+        return vector if vector is not None else self.embed.embed_texts([text])[0]
 
     def search(self, brand: str, text: str, k: int = 3, kinds: list[str] | None = None, language: str | None = None,
                min_score: float | None = None, vector: np.ndarray | None = None) -> list[Hit]:
