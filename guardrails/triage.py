@@ -108,14 +108,21 @@ def detect_language_scored(text: str, default: str = "en") -> tuple[str, float]:
     if not text.isascii() and _TWO_HAN.search(text):
         return "zh", 1.0  # Han characters settle it; short zh text confuses statistical models
     words = _function_words()
-    if settled := _settled(text, words):
+    hits = _hits(text, words)
+    if settled := _settled(hits, words):
         return settled, 1.0
+    return _detect_statistically(text, hits, words, default)
+
+
+def _detect_statistically(text: str, hits: dict[str, int], words: dict, default: str) -> tuple[str, float]:
+    """fastText, and the function-word vote where it is unsure: what decides when the script and the
+    English shortcut do not (tests compare the shortcut with it)."""
     labels, scores = _model()[0].predict(_detector_input(text))
     if not labels:
         return default, 0.0
     lang = labels[0].replace("__label__", "").split("-")[0].lower()
     lang, score = _LANG_ALIASES.get(lang, lang), min(float(scores[0]), 1.0)
-    if score < words["min_confidence"] and (voted := _vote(text, words)):
+    if score < words["min_confidence"] and (voted := _vote(hits, words)):
         return voted, words["min_confidence"]
     return lang, score
 
@@ -144,15 +151,15 @@ def _hits(text: str, words: dict) -> dict[str, int]:
     return counts
 
 
-def _vote(text: str, words: dict) -> str | None:
-    """The supported language whose function words the text uses most, when one clearly leads."""
-    (best, lang), (second, _) = sorted(((n, lang) for lang, n in _hits(text, words).items()), reverse=True)[:2]
+def _vote(hits: dict[str, int], words: dict) -> str | None:
+    """The supported language whose function words the text uses most (`hits`), when one clearly leads."""
+    (best, lang), (second, _) = sorted(((n, lang) for lang, n in hits.items()), reverse=True)[:2]
     return lang if best >= words["min_hits"] and best > second else None
 
 
-def _settled(text: str, words: dict) -> str | None:
-    """The language a text's function words leave no doubt about (languages.yaml `settled`), if any."""
-    rule, counts = words["settled"], _hits(text, words)
+def _settled(counts: dict[str, int], words: dict) -> str | None:
+    """The language a text's function-word `counts` leave no doubt about (languages.yaml `settled`), if any."""
+    rule = words["settled"]
     best = max(counts, key=counts.__getitem__)
     others = max((n for lang, n in counts.items() if lang != best), default=0)
     if best in rule["languages"] and counts[best] >= rule["min_hits"] and counts[best] >= rule["lead"] * max(others, 1):
