@@ -94,11 +94,11 @@ def _finder(literals: frozenset[tuple[bool, str]], extra: str | None = None) -> 
     return re.compile("|".join(branches)) if branches else None
 
 
-def start_anchors(pattern: str) -> Anchors | None:
-    """What every match of `pattern` (case-insensitive) starts with; None when it cannot be told
-    (a match may start with any letter, or be empty)."""
+def start_anchors(pattern: str | parser.SubPattern) -> Anchors | None:
+    """What every match of `pattern` (case-insensitive; a string, or already parsed) starts with;
+    None when it cannot be told (a match may start with any letter, or be empty)."""
     try:
-        parsed = parser.parse(pattern, re.IGNORECASE)
+        parsed = parser.parse(pattern, re.IGNORECASE) if isinstance(pattern, str) else pattern
         flags = parsed.state.flags
         starts: set[tuple[bool, object]] = set()
         # \b in the finder is Unicode's; under (?a) or (?L) the pattern's own \b may differ from it
@@ -192,10 +192,11 @@ class Matcher:
 
     __slots__ = ("rx", "anchors", "relaxed")
 
-    def __init__(self, rx: re.Pattern):
+    def __init__(self, rx: re.Pattern, parsed: parser.SubPattern | None = None):
+        """`parsed`: the pattern rx was compiled from, when it was compiled from a parsed one."""
         self.rx = rx
-        self.anchors = start_anchors(rx.pattern)
-        self.relaxed = None if self.anchors is not None else _relaxed(rx.pattern, rx.flags)
+        self.anchors = start_anchors(rx.pattern if parsed is None else parsed)
+        self.relaxed = None if self.anchors is not None else _relaxed(rx.pattern if parsed is None else parsed, rx.flags)
 
     def search(self, norm: str, folded: str, kind: int) -> re.Match | None:
         return next(self._scan(norm, folded, kind), None)
@@ -260,20 +261,19 @@ class Matcher:
             given, pos = given + 1, m.end()
 
 
-def _relaxed(pattern: str, flags: int) -> re.Pattern | None:
+def _relaxed(pattern: str | parser.SubPattern, flags: int) -> re.Pattern | None:
     """The pattern without its costly top-level lookaheads (those that repeat: tried at every
     offset, `(?![\\w.]*(?:support|help)[\\w.]*@)` scans ahead each time), when it has any. It
     matches wherever the pattern does, and is a cheap way to find where to start the real search."""
     try:
-        parsed = parser.parse(pattern, flags)
+        parsed = parser.parse(pattern, flags) if isinstance(pattern, str) else pattern
     except re.error:
         return None
     kept = [item for item in parsed.data if not _costly_lookahead(item)]
     # a capturing group in a dropped lookahead would renumber the others: leave such patterns be
     if len(kept) in (0, len(parsed.data)) or parsed.state.groups > 1:
         return None
-    parsed.data = kept
-    return _compiler.compile(parsed, flags)
+    return _compiler.compile(parser.SubPattern(parsed.state, kept), flags)
 
 
 def _costly_lookahead(item) -> bool:
@@ -302,3 +302,44 @@ def _repeats(items) -> bool:
     return False
 
 
+
+
+class SplitMatcher:
+    """A rule's matcher that can run only some of its top-level alternatives: those the trigger
+    index woke up (guardrails/triggers.py `split_alternatives`). A big alternation, tried whole at
+    every place one of its many first words occurs, becomes the one or two small patterns that can
+    match at all. Same results as the whole pattern: search() takes the leftmost match (the earlier
+    alternative on a tie, as `re` would); finditer() runs one alternative alone only when it is the
+    only one that matches anywhere, else the whole pattern."""
+
+    __slots__ = ("whole", "parts", "_matchers", "_flags")
+
+    def __init__(self, rx: re.Pattern, parts: Sequence[parser.SubPattern] = ()):
+        self.whole = Matcher(rx)
+        self.parts, self._flags = tuple(parts), rx.flags
+        self._matchers: list[Matcher | None] = [None] * len(self.parts)  # compiled on first use: most never wake
+
+    def _part(self, i: int) -> Matcher:
+        if (matcher := self._matchers[i]) is None:
+            matcher = self._matchers[i] = Matcher(_compiler.compile(self.parts[i], self._flags), self.parts[i])
+        return matcher
+
+    def search(self, norm: str, folded: str, kind: int, which: Sequence[int] | None = None) -> re.Match | None:
+        if which is None or not self.parts:
+            return self.whole.search(norm, folded, kind)
+        best = None
+        for i in which:  # ascending: on a tie the earlier alternative, the one `re` tries first, stays
+            m = self._part(i).search(norm, folded, kind)
+            if m is not None and (best is None or m.start() < best.start()):
+                best = m
+        return best
+
+    def finditer(self, norm: str, folded: str, kind: int, which: Sequence[int] | None = None) -> list[re.Match]:
+        if which is None or not self.parts:
+            return self.whole.finditer(norm, folded, kind)
+        matching = [i for i in which if self._part(i).search(norm, folded, kind) is not None]
+        if not matching:
+            return []
+        if len(matching) == 1:  # the only alternative that matches anywhere: its matches are the pattern's
+            return self._part(matching[0]).finditer(norm, folded, kind)
+        return self.whole.finditer(norm, folded, kind)

@@ -201,9 +201,9 @@ def _matches(text: str, folded: str) -> dict[str, list[tuple[CompiledRule, re.Ma
     found: dict[str, list[tuple[CompiledRule, re.Match]]] = {family: [] for family in CUE_FAMILIES}
     cues = _all_cues()
     kind = text_kind(text, folded)
-    for i in _cue_index().candidates(folded):
+    for i, which in _cue_index().woken(folded):
         family, cue = cues[i]
-        m = cue.search(text, folded, kind)
+        m = cue.search(text, folded, kind, which)
         if m and m.start() != m.end():
             found[family].append((cue, m))
     return found

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import ahocorasick
 
 try:  # Python 3.11+
-    from re import _constants as C, _parser as parser  # type: ignore[attr-defined]
+    from re import _compiler, _constants as C, _parser as parser  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
+    import sre_compile as _compiler  # type: ignore[no-redef]
     import sre_constants as C  # type: ignore[no-redef]
     import sre_parse as parser  # type: ignore[no-redef]
 
@@ -55,54 +57,198 @@ def required_alternatives(pattern: str, limit: int = 64) -> tuple[Requirement, .
     """The pattern as alternatives, each with what it requires: `\b(?:your\s+fault|user\s+error)`
     is "your" AND "fault", or "user" AND "error". A rule is worth running when one alternative's
     requirement holds. Empty when some alternative requires nothing (the rule always runs)."""
+    return split_alternatives(pattern, limit)[0]
+
+
+def split_alternatives(pattern: str, limit: int = 64) -> tuple[tuple[Requirement, ...], tuple[parser.SubPattern, ...]]:
+    """required_alternatives(), and each alternative as a parsed pattern of its own (for
+    `_compiler.compile`), in the same order. `p` matches exactly as "alt1|alt2|..." would:
+    an alternation is only taken apart where nothing before it in the match can backtrack
+    (`a*(?:a|b)` on "aab" is "aab", `a*a|a*b` is "aa"), so the first alternative to match at
+    an offset is the one `p` takes there. Both empty when some alternative requires nothing."""
     try:
         parsed = parser.parse(pattern, re.IGNORECASE)
     except re.error:
-        return ()
-    out = []
-    for alternative in _alternatives(list(parsed), limit):
-        sets = sorted({c for c in alternative if all(_selective(s) for s in c)}, key=_score, reverse=True)
+        return (), ()
+    requirements, parts = [], []
+    for alternative in _alternatives(list(parsed), parsed.state, limit):
+        sets = sorted({c for c in alternative.sets if all(_selective(s) for s in c)}, key=_score, reverse=True)
         if not sets:
-            return ()
-        out.append(tuple(sets))
-    return tuple(out)
+            return (), ()
+        requirements.append(tuple(sets))
+        parts.append(parser.SubPattern(parsed.state, alternative.items))
+    return tuple(requirements), tuple(parts)
 
 
-def _alternatives(items: Sequence, limit: int) -> list[list[frozenset[str]]]:
+@dataclass
+class _Alternative:
+    sets: list[frozenset[str]] = field(default_factory=list)  # literal sets a match must each hit
+    items: list = field(default_factory=list)  # the parsed pattern of this alternative
+    rigid: bool = True  # its items so far match in one way only: nothing to backtrack into
+    pending: Callable[[Sequence], bool] | None = None  # a last item like \s+ is rigid if what follows settles it
+
+    def then(self, other: "_Alternative") -> "_Alternative":
+        return _Alternative(self.sets + other.sets, self.items + other.items, self.rigid and other.rigid, other.pending)
+
+
+def _alternatives(items: Sequence, state, limit: int, following: Sequence = ()) -> list[_Alternative]:
     """A sequence as a disjunction of conjunctions, expanding alternations while the number of
-    alternatives stays within `limit` (beyond it an alternation counts as the union of its parts)."""
-    alts: list[list[frozenset[str]]] = [[]]
+    alternatives stays within `limit` (beyond it an alternation counts as the union of its parts).
+    `following`: what comes after the sequence in the pattern."""
+    alts = [_Alternative()]
     run: list[str] = [""]
 
     def flush() -> None:
         if all(run):
             literal = frozenset(r.casefold() for r in run)
             for alt in alts:
-                alt.append(literal)
+                alt.sets.append(literal)
         run[:] = [""]
 
-    for op, av in items:
+    def append(item, after: Sequence) -> None:
+        rigid = _rigid(item, state, after)
+        settles = None if rigid else _settles(item, state)
+        for alt in alts:
+            alt.items.append(item)
+            if not rigid:
+                alt.pending = settles if alt.rigid else None
+                alt.rigid = alt.rigid and settles is not None
+
+    for i, (op, av) in enumerate(items):
+        rest = [*items[i:], *following]
+        for alt in alts:
+            if alt.pending is not None:
+                alt.rigid, alt.pending = alt.pending(rest), None
+        after = rest[1:]
         if op is C.LITERAL:
             run[:] = [r + chr(av) for r in run]
+            append((op, av), after)
             continue
         exact = _exact([(op, av)])
         if exact and len(run) * len(exact) <= 32:
             run[:] = [r + e for r in run for e in sorted(exact)]
+            append((op, av), after)
             continue
         flush()
-        inner: list[list[frozenset[str]]] | None = None
+        inner: list[_Alternative] | None = None
         if op is C.SUBPATTERN:
-            inner = _alternatives(list(av[-1]), limit)
+            group, add_flags, del_flags, body = av
+            inner = [_Alternative(a.sets, [(C.SUBPATTERN, (group, add_flags, del_flags, parser.SubPattern(state, a.items)))],
+                                  a.rigid) for a in _alternatives(list(body), state, limit, after)]
         elif op is C.BRANCH:
-            inner = [alt for branch in av[1] for alt in _alternatives(list(branch), limit)]
-        # a product of alternations multiplies; a plain alternation only adds (up to 8x the limit)
-        if inner is not None and len(alts) * len(inner) <= (limit * 8 if len(alts) == 1 else limit):
-            alts = [a + b for a in alts for b in inner]
+            inner = [alt for branch in av[1] for alt in _alternatives(list(branch), state, limit, after)]
+        # only behind a rigid prefix: with something to backtrack into before it, `re` would try the
+        # prefix's other ways with the first branch before it tried the second branch
+        count = sum(len(inner) if alt.rigid else 1 for alt in alts) if inner is not None else 0
+        if inner is not None and count > len(alts) and count <= (limit * 8 if len(alts) == 1 else limit):
+            whole = _Alternative(_candidates([(op, av)]), [(op, av)], _rigid((op, av), state, after))
+            alts = [a.then(b) for a in alts for b in (inner if a.rigid else [whole])]
             continue
         for alt in alts:
-            alt.extend(_candidates([(op, av)]))
+            alt.sets.extend(_candidates([(op, av)]))
+        append((op, av), after)
     flush()
+    for alt in alts:
+        if alt.pending is not None:
+            alt.rigid, alt.pending = alt.pending(list(following)), None
     return alts
+
+
+def _rigid(item, state, following: Sequence = ()) -> bool:
+    """Whether a piece of pattern, with `following` after it, can match at an offset in one way
+    only, so that nothing after it can send `re` back to try another."""
+    op, av = item
+    if op in (C.LITERAL, C.NOT_LITERAL, C.IN, C.ANY, C.AT, C.ASSERT, C.ASSERT_NOT):
+        return True  # lookarounds are atomic in `re`
+    if op is C.SUBPATTERN:
+        return _rigid_sequence(list(av[-1]), state, following)
+    if (hasattr(C, "ATOMIC_GROUP") and op is C.ATOMIC_GROUP) or (hasattr(C, "POSSESSIVE_REPEAT") and op is C.POSSESSIVE_REPEAT):
+        return True
+    if op in _REPEATS:
+        low, high, body = av
+        return low == high == 1 and _rigid_sequence(list(body), state, following) or (
+            low == high and _rigid_sequence(list(body), state))
+    if op is C.BRANCH:  # branches of which at most one can match at an offset: no literal start begins another
+        options = _exact([item])
+        if options is None:
+            branches = [list(b) for b in av[1]]
+            if not all(_rigid_sequence(b, state, following) for b in branches):
+                return False
+            options = {_leading_literal(b) for b in branches}
+            if "" in options or len(options) < len(branches):
+                return False
+        folded = sorted({o.casefold() for o in options})
+        return all(not b.startswith(a) for a, b in zip(folded, folded[1:]))
+    return False
+
+
+def _leading_literal(items: list) -> str:
+    out = []
+    for op, av in items:
+        if op is not C.LITERAL:
+            break
+        out.append(chr(av))
+    return "".join(out)
+
+
+def _rigid_sequence(items: list, state, following: Sequence = ()) -> bool:
+    for i, item in enumerate(items):
+        rest = [*items[i + 1:], *following]
+        if _rigid(item, state, rest):
+            continue
+        settles = _settles(item, state)
+        if settles is None or not settles(rest):
+            return False
+    return True
+
+
+def _settles(item, state) -> Callable[[Sequence], bool] | None:
+    """For a repeat whose only freedom is how far it reaches (`\\s+`, `[\\w.]*`, `(?:really\\s+)?`):
+    a test of whether what follows it leaves it one way to match. It does when what follows can
+    only start with characters the repeat cannot take (or, for an optional part, start with)."""
+    op, av = item
+    if op not in _REPEATS:
+        return None
+    low, high, body = av[0], av[1], list(av[2])
+    if len(body) == 1 and body[0][0] in (C.IN, C.LITERAL, C.NOT_LITERAL):
+        char_class = _compiler.compile(parser.SubPattern(state, body), re.IGNORECASE)
+        return lambda following: (first := _first_chars(following)) is not None and not any(map(char_class.match, first))
+    starts = _first_chars(body)
+    if low == 0 and high == 1 and starts is not None:
+        folded = {c.casefold() for c in starts}
+        return lambda following: ((first := _first_chars(following)) is not None and folded.isdisjoint(c.casefold() for c in first)
+                                  and _rigid_sequence(body, state, following))
+    return None
+
+
+def _first_chars(items: Sequence) -> frozenset[str] | None:
+    """The characters a match of `items` must start with, when a few known ones (None: unknown, or
+    it can be empty). An optional part adds its own and lets the next item's count too."""
+    found: set[str] = set()
+    for op, av in items:
+        if op in (C.AT, C.ASSERT, C.ASSERT_NOT):
+            continue  # zero-width: the next item starts here
+        if op is C.LITERAL:
+            return frozenset(found | {chr(av)})
+        if op is C.IN:
+            chars = _char_set(av)
+            return None if chars is None else frozenset(found | chars)
+        if op is C.SUBPATTERN:
+            inner = _first_chars(list(av[-1]))
+            return None if inner is None else frozenset(found | inner)
+        if op is C.BRANCH:
+            parts = [_first_chars(list(b)) for b in av[1]]
+            return None if any(p is None for p in parts) else frozenset(found.union(*parts))
+        if op in _REPEATS:
+            inner = _first_chars(list(av[2]))
+            if inner is None:
+                return None
+            if av[0] >= 1:
+                return frozenset(found | inner)
+            found |= inner  # may be skipped: what comes next can start the match too
+            continue
+        return None
+    return None
 
 
 def _selective(literal: str) -> bool:
@@ -202,35 +348,47 @@ def _candidates(items: Sequence) -> list[frozenset[str]]:
 
 
 class TriggerIndex:
-    """Maps a text to the indices of the rules that might match it: those with an alternative
-    whose every required set has a string in the text, found in one Aho-Corasick pass."""
+    """Maps a text to the rules that might match it, and to which of each rule's alternatives
+    might: those whose every required set has a string in the text, found in one Aho-Corasick pass."""
 
     def __init__(self, requirements: Iterable[Sequence[Requirement] | None]):
         self.always: list[int] = []
         self.entries: list[tuple[int, tuple[frozenset[int], ...]]] = []  # (rule, its alternative as literal ids)
         self.by_first: dict[int, list[int]] = {}  # literal id -> entries whose most selective set holds it
+        self._rule_alt: list[tuple[int, int]] = []  # entry -> (rule, which of its alternatives)
+        self._alternatives: dict[int, int] = {}  # rule -> how many alternatives it has
         ids: dict[str, int] = {}
         for rule, alternatives in enumerate(requirements):
             if not alternatives:
                 self.always.append(rule)
                 continue
-            for alternative in alternatives:
+            self._alternatives[rule] = len(alternatives)
+            for n, alternative in enumerate(alternatives):
                 as_ids = tuple(frozenset(ids.setdefault(word, len(ids)) for word in s) for s in alternative)
                 for word_id in as_ids[0]:
                     self.by_first.setdefault(word_id, []).append(len(self.entries))
                 self.entries.append((rule, as_ids))
-        # The same entries, laid out for candidates(), which runs on every text: per literal, the rules
-        # it wakes on its own, and the (rule, other sets) pairs left to check, without repeats.
+                self._rule_alt.append((rule, n))
+        # The same entries, laid out for woken(), which runs on every text, so that its work is done by
+        # C set operations rather than Python loops: per literal, the entries it wakes on its own, and
+        # the entries it wakes when their other sets (as set ids) are all present too.
+        set_ids: dict[frozenset[int], int] = {}
+        self._sets_of: dict[int, tuple[int, ...]] = {}  # literal id -> ids of the sets it belongs to
+        for _, sets in self.entries:
+            for s in sets:
+                if s not in set_ids:
+                    set_ids[s] = len(set_ids)
+                    for word_id in s:
+                        self._sets_of[word_id] = (*self._sets_of.get(word_id, ()), set_ids[s])
         self._wakes: dict[int, frozenset[int]] = {}
-        self._pairs: dict[int, tuple[tuple[int, tuple[frozenset[int], ...]], ...]] = {}
+        self._pairs: dict[int, tuple[tuple[int, ...], tuple[frozenset[int], ...]]] = {}
         for word_id, entries in self.by_first.items():
-            wakes = frozenset(self.entries[e][0] for e in entries if len(self.entries[e][1]) == 1)
-            pairs = dict.fromkeys((rule, tuple(dict.fromkeys(sets[1:])))
-                                  for rule, sets in map(self.entries.__getitem__, entries) if rule not in wakes)
+            wakes = frozenset(e for e in entries if len(self.entries[e][1]) == 1)
+            rest = [(e, frozenset(set_ids[s] for s in self.entries[e][1][1:])) for e in entries if e not in wakes]
             if wakes:
                 self._wakes[word_id] = wakes
-            if pairs:
-                self._pairs[word_id] = tuple(pairs)
+            if rest:
+                self._pairs[word_id] = (tuple(e for e, _ in rest), tuple(needs for _, needs in rest))
         self._keys = frozenset(self.by_first)
         self.automaton = ahocorasick.Automaton()
         for word, word_id in ids.items():
@@ -241,19 +399,34 @@ class TriggerIndex:
 
     def candidates(self, folded: str) -> list[int]:
         """Rule indices in their original order; `folded` is the text after str.casefold()."""
-        hit = set(self.always)
+        return [rule for rule, _ in self.woken(folded)]
+
+    def woken(self, folded: str) -> list[tuple[int, tuple[int, ...] | None]]:
+        """(rule, the indices of its alternatives that might match, None for all of them), in rule order."""
         if self.empty:
-            return sorted(hit)
+            return [(rule, None) for rule in self.always]
         found = {word_id for _end, word_id in self.automaton.iter(folded)}
+        if not folded.isascii() and ("ı" in folded or "\u0307" in folded):
+            # `re` matches "i" to "ı" and "İ" (folded "i̇"), which folding keeps apart: "arrıved" must still
+            # wake a rule that needs "arrived"
+            found.update(word_id for _end, word_id in self.automaton.iter(folded.replace("ı", "i").replace("\u0307", "")))
+        hit: set[int] = set()
         wakes, pairs = self._wakes, self._pairs
+        present = set().union(*map(self._sets_of.__getitem__, found))  # the sets with a literal in the text
         for word_id in self._keys.intersection(found):
             if word_id in wakes:
                 hit |= wakes[word_id]
-            for rule, sets in pairs.get(word_id, ()):
-                if rule not in hit:
-                    for s in sets:
-                        if s.isdisjoint(found):
-                            break
-                    else:
-                        hit.add(rule)
-        return sorted(hit)
+            if word_id in pairs:
+                entries, needs = pairs[word_id]
+                hit.update(itertools.compress(entries, map(present.issuperset, needs)))
+        by_rule: dict[int, list[int]] = {}
+        rule_alt = self._rule_alt
+        for entry in sorted(hit):  # entries are in rule order, each rule's alternatives in theirs
+            rule, n = rule_alt[entry]
+            by_rule.setdefault(rule, []).append(n)
+        out: list[tuple[int, tuple[int, ...] | None]] = [(rule, None) for rule in self.always]
+        total = self._alternatives
+        out.extend((rule, None if len(alts) == total[rule] else tuple(alts)) for rule, alts in by_rule.items())
+        if self.always:
+            out.sort(key=lambda pair: pair[0])
+        return out

@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-from guardrails.anchors import _UNFOLDED, Matcher, start_anchors, text_kind
+from guardrails.anchors import _UNFOLDED, Matcher, SplitMatcher, start_anchors, text_kind
 from guardrails.engine import RULES_DIR, available_languages, load_rule_file, normalise
+from guardrails.triggers import TriggerIndex, split_alternatives
 
 # Texts where case folding and `re` disagree, or offsets shift: they must fall back, not miss.
 ODD = ["ı", "İ", "ß", "ẞ", "ſ", "K", "µ", "ς", "ﬁ", "\u0301", "😂", "12", "+40 712 345 678", "@", "\n",
@@ -98,3 +99,71 @@ def test_case_folding_agrees_with_re_where_offsets_are_kept():
             continue
         assert folds.setdefault(_sre.unicode_tolower(cp), f) == f, hex(cp)
         assert bool(word.match(c)) == bool(word.match(f)) and bool(digit.match(c)) == bool(digit.match(f)), hex(cp)
+
+
+@pytest.mark.parametrize("rule_id,pattern,examples", PATTERNS, ids=[p[0] for p in PATTERNS])
+def test_running_only_the_woken_alternatives_finds_the_same_matches(rule_id, pattern, examples):
+    # what the engine does: the trigger index names the alternatives that can match, only those run
+    rng = random.Random(rule_id)
+    rx = re.compile(pattern, re.IGNORECASE)
+    requirements, parts = split_alternatives(pattern)
+    index, matcher = TriggerIndex([requirements]), SplitMatcher(rx, parts)
+    texts = [v for text in examples for v in _variants(text, rng)] + rng.sample(EXAMPLES, 40)
+    for text in texts:
+        norm = normalise(text)
+        folded = norm.casefold()
+        kind = text_kind(norm, folded)
+        woken = index.woken(folded)
+        plain = rx.search(norm)
+        if not woken:
+            assert plain is None, text  # the index may only skip what cannot match
+            continue
+        which = woken[0][1]
+        assert (m.span() if (m := matcher.search(norm, folded, kind, which)) else None) == (plain.span() if plain else None), text
+        assert [m.span() for m in matcher.finditer(norm, folded, kind, which)] == [m.span() for m in rx.finditer(norm)], text
+
+
+def test_alternatives_are_split_only_where_re_would_try_them_in_the_same_order():
+    # `qqa*(?:ab|b\s*)` on "qqab " is "qqab ": re takes a* as "a", fails "ab", takes "b " and is done.
+    # `qqa*ab|qqa*b\s*` gives "qqab": its first alternative gives a* back before the second is tried.
+    # An alternation behind something that can backtrack stays whole
+    rx = r"qqa*(?:ab|b\s*)"
+    assert re.search(rx, "qqab ").span() != re.search(r"qqa*ab|qqa*b\s*", "qqab ").span()
+    assert len(split_alternatives(rx)[1]) <= 1
+    assert len(split_alternatives(r"qqa*(?:ab\s+cc|b\s+cc)")[1]) == 1
+    assert len(split_alternatives(r"\bxy(?:ab\s+c|bb\s+c)")[1]) == 2
+    # a repeat followed by what it cannot take, or an optional word followed by what it cannot start
+    # with, matches one way only: what comes after them can still be split
+    assert len(split_alternatives(r"xy*(?:ab\s+c|bb\s+c)")[1]) == 2
+    # ("is|was" are plain words: they stay one literal run, "is" or "was", in both alternatives)
+    assert len(split_alternatives(r"\b(?:is|was)\s+(?:entirely\s+|solely\s+)?(?:down\s+to|on)\s+you")[1]) == 2
+
+
+def test_split_alternatives_match_as_the_whole_pattern_on_random_patterns():
+    # property check of the ordered-choice claim: every alternative run, merged, is the whole pattern
+    atoms = ["ab", "ba", "aab", "a", "b", r"\s+", r"\s*", "a*", "a*?", "(?:ab|a)", "(?:ab)?", "b+", "(?:aa|ab|ba)",
+             "(?:a|b)*", r"\b", "(?:ab|ba)", "(?:b|ab)", "(?=a)", "(?:ab\\s+|ba\\s+)?", "[ab]{2}"]
+    rng = random.Random(11)
+    tried = 0
+    for _ in range(4000):
+        def seq() -> str:
+            return "".join(rng.choice(atoms) for _ in range(rng.randint(1, 4)))
+        pattern = "|".join(seq() for _ in range(rng.randint(1, 3)))
+        if rng.random() < 0.5:
+            pattern = f"{seq()}(?:{pattern}){seq()}"
+        rx = re.compile(pattern, re.IGNORECASE)
+        _, parts = split_alternatives(pattern)
+        if len(parts) < 2:
+            continue
+        tried += 1
+        matcher, every = SplitMatcher(rx, parts), tuple(range(len(parts)))
+        for _ in range(12):
+            text = "".join(rng.choice("ab ") for _ in range(rng.randint(0, 12)))
+            folded = text.casefold()
+            kind = text_kind(text, folded)
+            plain = rx.search(text)
+            assert (m.span() if (m := matcher.search(text, folded, kind, every)) else None) == (
+                plain.span() if plain else None), (pattern, text)
+            assert [m.span() for m in matcher.finditer(text, folded, kind, every)] == [
+                m.span() for m in rx.finditer(text)], (pattern, text)
+    assert tried > 500  # the generator does produce patterns that split
