@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from guardrails.anchors import SplitMatcher, text_kind
 from guardrails.channels import check_channel
 from guardrails.finding import Finding, Severity
-from guardrails.triggers import TriggerIndex, split_alternatives
+from guardrails.trigger_index import TriggerIndex
+from guardrails.triggers import split_alternatives
 
 RULES_DIR = Path(__file__).parent / "rules"
 TRIAGE_FAMILIES = frozenset({"seriousness", "sentiment", "troll"})

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from guardrails.anchors import text_kind
 from guardrails.engine import RULES_DIR, CompiledRule, available_languages, load_rule_file, normalise
-from guardrails.triggers import TriggerIndex
+from guardrails.trigger_index import TriggerIndex
 
 # Categories that make a message serious (no humour, careful handling).
 SERIOUS_CATEGORIES = frozenset({

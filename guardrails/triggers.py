@@ -1,11 +1,12 @@
-"""Which rules can possibly match a text, from one pass over it.
+"""Which rules can possibly match a text: what each rule's pattern requires, read from the pattern.
 
 Every rule's regex is read (with Python's own regex parser) for the literal strings
 that any match must contain: `\\bjust\\s+(?=click|tap)` needs "just"; `(?:cukup|tinggal)\\s+klik`
-needs "klik". An Aho-Corasick automaton over those strings finds, in one pass over the
-case-folded text, the rules worth running; the others cannot match and are skipped. Rule
-authors write no trigger lists, and a trigger can never be wrong, because it is derived
-from the pattern.
+needs "klik". An Aho-Corasick automaton over those strings (guardrails/trigger_index.py) finds, in
+one pass over the case-folded text, the rules worth running; the others cannot match and are
+skipped. Rule authors write no trigger lists, and a trigger can never be wrong, because it is
+derived from the pattern. A rule is also taken apart into its top-level alternatives, so that only
+those whose words are in the text run (`split_alternatives`).
 
 Why: Python's `re` gets no prefix speed-up from case-insensitive patterns that start with
 `\\b`, so each rule scanned every position of every draft. This keeps the whole check fast
@@ -16,10 +17,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-
-import ahocorasick
 
 try:  # Python 3.11+
     from re import _compiler, _constants as C, _parser as parser  # type: ignore[attr-defined]
@@ -345,88 +344,3 @@ def _candidates(items: Sequence) -> list[frozenset[str]]:
             candidates.append(sub)
     flush()
     return candidates
-
-
-class TriggerIndex:
-    """Maps a text to the rules that might match it, and to which of each rule's alternatives
-    might: those whose every required set has a string in the text, found in one Aho-Corasick pass."""
-
-    def __init__(self, requirements: Iterable[Sequence[Requirement] | None]):
-        self.always: list[int] = []
-        self.entries: list[tuple[int, tuple[frozenset[int], ...]]] = []  # (rule, its alternative as literal ids)
-        self.by_first: dict[int, list[int]] = {}  # literal id -> entries whose most selective set holds it
-        self._rule_alt: list[tuple[int, int]] = []  # entry -> (rule, which of its alternatives)
-        self._alternatives: dict[int, int] = {}  # rule -> how many alternatives it has
-        ids: dict[str, int] = {}
-        for rule, alternatives in enumerate(requirements):
-            if not alternatives:
-                self.always.append(rule)
-                continue
-            self._alternatives[rule] = len(alternatives)
-            for n, alternative in enumerate(alternatives):
-                as_ids = tuple(frozenset(ids.setdefault(word, len(ids)) for word in s) for s in alternative)
-                for word_id in as_ids[0]:
-                    self.by_first.setdefault(word_id, []).append(len(self.entries))
-                self.entries.append((rule, as_ids))
-                self._rule_alt.append((rule, n))
-        # The same entries, laid out for woken(), which runs on every text, so that its work is done by
-        # C set operations rather than Python loops: per literal, the entries it wakes on its own, and
-        # the entries it wakes when their other sets (as set ids) are all present too.
-        set_ids: dict[frozenset[int], int] = {}
-        self._sets_of: dict[int, tuple[int, ...]] = {}  # literal id -> ids of the sets it belongs to
-        for _, sets in self.entries:
-            for s in sets:
-                if s not in set_ids:
-                    set_ids[s] = len(set_ids)
-                    for word_id in s:
-                        self._sets_of[word_id] = (*self._sets_of.get(word_id, ()), set_ids[s])
-        self._wakes: dict[int, frozenset[int]] = {}
-        self._pairs: dict[int, tuple[tuple[int, ...], tuple[frozenset[int], ...]]] = {}
-        for word_id, entries in self.by_first.items():
-            wakes = frozenset(e for e in entries if len(self.entries[e][1]) == 1)
-            rest = [(e, frozenset(set_ids[s] for s in self.entries[e][1][1:])) for e in entries if e not in wakes]
-            if wakes:
-                self._wakes[word_id] = wakes
-            if rest:
-                self._pairs[word_id] = (tuple(e for e, _ in rest), tuple(needs for _, needs in rest))
-        self._keys = frozenset(self.by_first)
-        self.automaton = ahocorasick.Automaton()
-        for word, word_id in ids.items():
-            self.automaton.add_word(word, word_id)
-        self.empty = not ids
-        if not self.empty:
-            self.automaton.make_automaton()
-
-    def candidates(self, folded: str) -> list[int]:
-        """Rule indices in their original order; `folded` is the text after str.casefold()."""
-        return [rule for rule, _ in self.woken(folded)]
-
-    def woken(self, folded: str) -> list[tuple[int, tuple[int, ...] | None]]:
-        """(rule, the indices of its alternatives that might match, None for all of them), in rule order."""
-        if self.empty:
-            return [(rule, None) for rule in self.always]
-        found = {word_id for _end, word_id in self.automaton.iter(folded)}
-        if not folded.isascii() and ("ı" in folded or "\u0307" in folded):
-            # `re` matches "i" to "ı" and "İ" (folded "i̇"), which folding keeps apart: "arrıved" must still
-            # wake a rule that needs "arrived"
-            found.update(word_id for _end, word_id in self.automaton.iter(folded.replace("ı", "i").replace("\u0307", "")))
-        hit: set[int] = set()
-        wakes, pairs = self._wakes, self._pairs
-        present = set().union(*map(self._sets_of.__getitem__, found))  # the sets with a literal in the text
-        for word_id in self._keys.intersection(found):
-            if word_id in wakes:
-                hit |= wakes[word_id]
-            if word_id in pairs:
-                entries, needs = pairs[word_id]
-                hit.update(itertools.compress(entries, map(present.issuperset, needs)))
-        by_rule: dict[int, list[int]] = {}
-        rule_alt = self._rule_alt
-        for entry in sorted(hit):  # entries are in rule order, each rule's alternatives in theirs
-            rule, n = rule_alt[entry]
-            by_rule.setdefault(rule, []).append(n)
-        out: list[tuple[int, tuple[int, ...] | None]] = [(rule, None) for rule in self.always]
-        total = self._alternatives
-        out.extend((rule, None if len(alts) == total[rule] else tuple(alts)) for rule, alts in by_rule.items())
-        if self.always:
-            out.sort(key=lambda pair: pair[0])
-        return out

@@ -10,7 +10,8 @@ import pytest
 
 from guardrails.anchors import _UNFOLDED, Matcher, SplitMatcher, start_anchors, text_kind
 from guardrails.engine import RULES_DIR, available_languages, load_rule_file, normalise
-from guardrails.triggers import TriggerIndex, split_alternatives
+from guardrails.trigger_index import TriggerIndex
+from guardrails.triggers import split_alternatives
 
 # Texts where case folding and `re` disagree, or offsets shift: they must fall back, not miss.
 ODD = ["ı", "İ", "ß", "ẞ", "ſ", "K", "µ", "ς", "ﬁ", "\u0301", "😂", "12", "+40 712 345 678", "@", "\n",

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from guardrails.triggers import TriggerIndex, required_alternatives, required_literal_sets, required_literals
+from guardrails.trigger_index import TriggerIndex
+from guardrails.triggers import required_alternatives, required_literal_sets, required_literals
 
 
 @pytest.mark.parametrize("pattern,expected", [
