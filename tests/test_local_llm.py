@@ -65,3 +65,27 @@ def test_corrupt_chunks_leave_no_model_behind(tmp_path, monkeypatch):
 def test_shipped_smollm2_is_a_llama_gguf(tmp_path):
     path = resolve_model("smollm2-135m", tmp_path)
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and local_llm.gguf_architecture(path) == "llama"
+
+
+def test_server_runs_without_logits_all_and_with_the_prefix_cache(tmp_path, monkeypatch):
+    """The speed settings reach llama_cpp.server and its own parser reads them as meant."""
+    import argparse
+    import subprocess
+
+    pytest.importorskip("llama_cpp.server")
+    from llama_cpp.server.cli import add_args_from_model, parse_model_from_args
+    from llama_cpp.server.settings import ModelSettings, Settings
+
+    seen = {}
+    monkeypatch.setattr(subprocess, "Popen", lambda cmd, **kw: seen.setdefault("cmd", cmd))
+    server = LocalLLMServer("smollm2-135m", tmp_path, 18099)
+    server.model_path = tmp_path / "model.gguf"
+    server._spawn()
+    server._log_file.close()
+    parser = argparse.ArgumentParser()
+    add_args_from_model(parser, Settings)
+    settings = parse_model_from_args(ModelSettings, parser.parse_args(seen["cmd"][3:]))
+    assert settings.logits_all is False
+    assert settings.cache is True and settings.cache_type == "ram"
+    assert settings.n_batch == settings.n_ubatch == 64
+    assert settings.n_threads == 2
