@@ -22,7 +22,8 @@ class TriggerIndex:
         self.always: list[int] = []
         self.entries: list[tuple[int, tuple[frozenset[int], ...]]] = []  # (rule, its alternative as literal ids)
         self.by_first: dict[int, list[int]] = {}  # literal id -> entries whose most selective set holds it
-        self._rule_alt: list[tuple[int, int]] = []  # entry -> (rule, which of its alternatives)
+        self._rule_of: list[int] = []  # entry -> its rule
+        self._alt_of: list[int] = []  # entry -> which of its rule's alternatives it is
         self._alternatives: dict[int, int] = {}  # rule -> how many alternatives it has
         ids: dict[str, int] = {}
         for rule, alternatives in enumerate(requirements):
@@ -35,14 +36,15 @@ class TriggerIndex:
                 for word_id in as_ids[0]:
                     self.by_first.setdefault(word_id, []).append(len(self.entries))
                 self.entries.append((rule, as_ids))
-                self._rule_alt.append((rule, n))
+                self._rule_of.append(rule)
+                self._alt_of.append(n)
         # The same entries, laid out for woken(), which runs on every text, so that its work is done by
         # C set operations rather than Python loops: per literal, the entries it wakes on its own, and
         # the entries it wakes when their other sets (as set ids) are all present too.
         set_ids: dict[frozenset[int], int] = {}
-        self._sets_of: dict[int, tuple[int, ...]] = {}  # literal id -> ids of the sets it belongs to
+        self._sets_of: dict[int, tuple[int, ...]] = dict.fromkeys(ids.values(), ())  # literal id -> the sets it is in
         for _, sets in self.entries:
-            for s in sets:
+            for s in sets[1:]:  # a first set is known to hold when its entry is looked at
                 if s not in set_ids:
                     set_ids[s] = len(set_ids)
                     for word_id in s:
@@ -86,14 +88,12 @@ class TriggerIndex:
             if word_id in pairs:
                 entries, needs = pairs[word_id]
                 hit.update(itertools.compress(entries, map(present.issuperset, needs)))
-        by_rule: dict[int, list[int]] = {}
-        rule_alt = self._rule_alt
-        for entry in sorted(hit):  # entries are in rule order, each rule's alternatives in theirs
-            rule, n = rule_alt[entry]
-            by_rule.setdefault(rule, []).append(n)
         out: list[tuple[int, tuple[int, ...] | None]] = [(rule, None) for rule in self.always]
-        total = self._alternatives
-        out.extend((rule, None if len(alts) == total[rule] else tuple(alts)) for rule, alts in by_rule.items())
+        total, alt_of = self._alternatives, self._alt_of
+        # entries are numbered in rule order, each rule's alternatives in theirs
+        for rule, entries in itertools.groupby(sorted(hit), self._rule_of.__getitem__):
+            alts = tuple(map(alt_of.__getitem__, entries))
+            out.append((rule, None if len(alts) == total[rule] else alts))
         if self.always:
             out.sort(key=lambda pair: pair[0])
         return out
