@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import importlib.util
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 MAX_TOKENS = 256  # the model was trained on 256-token windows
 BATCH = 32
+IDLE_NONE, IDLE_RUNNER, IDLE_QUIET = 0, 1, 2  # others waiting or running / no other query now / none for QUIET_SECONDS
+QUIET_SECONDS = 0.25  # no query for this long: a lone suggestion (concurrency 1), not a gap in a stream
 
 
 class EmbeddingModelMissing(RuntimeError):
@@ -51,12 +54,12 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
     """Tokenize (truncate 256, pad to the longest in the batch), run ONNX, mean-pool, L2-normalise."""
 
     _lock = threading.Lock()
-    _shared: tuple[Any, Any, Any] | None = None  # per process: tokenizer, batch session, single-query session
+    _shared: tuple[Any, Any, Any, Any] | None = None  # per process: tokenizer, batch, idle and quiet sessions
 
     def __init__(self, verify: bool = True) -> None:
         self._verify = verify
 
-    def _load(self) -> tuple[Any, Any, Any]:
+    def _load(self) -> tuple[Any, Any, Any, Any]:
         cls = type(self)
         with cls._lock:
             if cls._shared is None:
@@ -70,28 +73,37 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
                 tokenizer.enable_truncation(max_length=MAX_TOKENS)
                 tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
                 sessions = []
-                # Batches run on one thread each (two runners, one per core). A lone query on an idle
-                # server gets two threads: 6.8 instead of 8.4 ms, measured.
-                for threads in (1, 2):
+                # Batches run on one thread each (two runners, one per core), never spin-waiting: a
+                # spinning two-thread session burned 65 ms of CPU per query at 16 queries/s, starving the
+                # event loop. A lone query when no other is running gets two threads (6.8 instead of
+                # 8.4 ms); on a quiet server (no other query for QUIET_SECONDS: one suggestion at a time)
+                # two spinning threads, whose handovers between the model's ~60 small operations cost
+                # nothing: ~9 instead of ~12 ms in the retrieve stage of benchmarks/suggest_overhead.py at
+                # concurrency 1, for ~50 ms of CPU spun on an otherwise idle machine. Each session holds
+                # its own ~90 MB float copy of the weights. Measured without the middle one (two
+                # sessions): p95 at 25 req/s with one worker went from L+66 to L+433 ms.
+                for threads, spin in ((1, "0"), (2, "0"), (2, "1")):
                     opts = ort.SessionOptions()
                     opts.intra_op_num_threads = threads
-                    # no spin-waiting between runs: measured, the two-thread session burned 65 ms of CPU per
-                    # query at 16 queries/s (9.4 ms single-threaded), starving the event loop under load
-                    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
                     sessions.append(ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"]))
-                cls._shared = (tokenizer, sessions[0], sessions[1])
+                cls._shared = (tokenizer, *sessions)
             return cls._shared
 
     def __call__(self, input: Documents) -> Embeddings:
         return list(self.embed_texts(input))
 
-    def embed_texts(self, input: list[str], idle: bool = False) -> np.ndarray:
+    def embed_texts(self, input: list[str], idle: int = IDLE_NONE) -> np.ndarray:
         """The vectors as one float32 matrix. The query path calls this directly: chromadb wraps
-        `__call__` with validation that costs ~2 ms per call, measured, on every suggestion."""
-        tokenizer, batch_session, single_session = self._load()
-        # Two threads only when nothing else is running: their spin-wait would otherwise take CPU from
-        # the event loop (measured: 81% -> 77% of ideal throughput at concurrency 64 with 2 workers).
-        session = single_session if idle and len(input) == 1 else batch_session
+        `__call__` with validation that costs ~2 ms per call, measured, on every suggestion.
+        `idle` (IDLE_*, from QueryEmbedder): how free the machine is for a lone query."""
+        tokenizer, batch_session, idle_session, quiet_session = self._load()
+        # Spinning threads only on a quiet server: under load their spin-wait takes CPU from the event
+        # loop (measured: 81% -> 69% of ideal throughput at concurrency 64 when they spun whenever no
+        # other query was running).
+        session = batch_session
+        if idle and len(input) == 1:
+            session = quiet_session if idle == IDLE_QUIET else idle_session
         texts = [t if t.strip() else " " for t in input]
         out: list[np.ndarray] = []  # one (batch, 384) block per batch
         input_names = {i.name for i in session.get_inputs()}
@@ -140,9 +152,13 @@ class QueryEmbedder:
         self._embed, self._max_batch, self._runners = embed, max_batch, runners
         self._pending: list = []
         self._running = 0
+        self._last_query = float("-inf")  # monotonic time the previous query arrived
+        self._quiet = False  # the query now waiting came after QUIET_SECONDS without one
 
     async def __call__(self, text: str) -> np.ndarray:
         future = asyncio.get_running_loop().create_future()
+        now = time.monotonic()
+        self._quiet, self._last_query = now - self._last_query >= QUIET_SECONDS, now
         self._pending.append((text, future))
         self._kick()
         return await future
@@ -150,11 +166,13 @@ class QueryEmbedder:
     def _kick(self) -> None:
         while self._pending and self._running < self._runners:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            idle = self._running == 0 and not self._pending
+            idle = IDLE_NONE
+            if self._running == 0 and not self._pending:
+                idle = IDLE_QUIET if self._quiet else IDLE_RUNNER
             self._running += 1
             asyncio.get_running_loop().create_task(self._run(batch, idle))
 
-    async def _run(self, batch: list, idle: bool) -> None:
+    async def _run(self, batch: list, idle: int) -> None:
         try:
             vectors = await run_in_threadpool(self._embed, [text for text, _ in batch], idle)
         except Exception as exc:  # every waiter gets the error, none hangs

@@ -154,6 +154,39 @@ def test_concurrent_query_embeddings_are_batched_and_match_single_ones(store):
     assert np.allclose(vectors[7], single, atol=1e-4)
 
 
+def test_a_lone_query_gets_the_quiet_session_and_a_stream_does_not(store):
+    import asyncio
+
+    import numpy as np
+
+    from knowledge.embeddings import IDLE_NONE, IDLE_QUIET, IDLE_RUNNER, QUIET_SECONDS, MiniLMEmbeddingFunction, QueryEmbedder
+
+    seen = []
+
+    def recording(texts, idle=IDLE_NONE):
+        seen.append(idle)
+        return store.embed(texts)
+
+    embedder = QueryEmbedder(recording)
+
+    async def main():
+        await embedder("first query after a quiet spell")
+        await embedder("right after it")  # free machine, but not quiet: a stream of requests
+        await asyncio.gather(*(embedder(f"burst {i}") for i in range(6)))
+        await asyncio.sleep(QUIET_SECONDS + 0.05)
+        await embedder("quiet again")
+
+    asyncio.run(main())
+    assert seen[:2] == [IDLE_QUIET, IDLE_RUNNER]
+    assert IDLE_NONE in seen[2:-1] and IDLE_QUIET not in seen[2:-1]
+    assert seen[-1] == IDLE_QUIET
+    # every session gives the same vector: which one runs is a matter of speed only
+    embed = MiniLMEmbeddingFunction()
+    text = ["My order arrived broken and nobody answers my emails."]
+    vectors = [embed.embed_texts(text, idle) for idle in (IDLE_NONE, IDLE_RUNNER, IDLE_QUIET)]
+    assert all(np.allclose(vectors[0], v, atol=1e-5) for v in vectors[1:])
+
+
 def test_embedding_failure_reaches_every_waiter():
     import asyncio
 
