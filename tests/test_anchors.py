@@ -38,6 +38,19 @@ def _variants(text: str, rng: random.Random) -> list[str]:
             " ".join([text] * 17)]  # more places to try than Matcher tries one by one
 
 
+def _prepared(text: str) -> tuple[str, str, int]:
+    norm = normalise(text)
+    folded = norm.casefold()
+    return norm, folded, text_kind(norm, folded)
+
+
+def _assert_as_re(rx: re.Pattern, norm: str, first, every, text: str) -> None:
+    """`first` and `every` (a search's and a finditer's results) are what `re` itself finds."""
+    plain = rx.search(norm)
+    assert (first.span() if first else None) == (plain.span() if plain else None), text
+    assert [m.span() for m in every] == [m.span() for m in rx.finditer(norm)], text
+
+
 @pytest.mark.parametrize("rule_id,pattern,examples", PATTERNS, ids=[p[0] for p in PATTERNS])
 def test_same_matches_as_a_plain_search(rule_id, pattern, examples):
     rng = random.Random(rule_id)
@@ -45,12 +58,8 @@ def test_same_matches_as_a_plain_search(rule_id, pattern, examples):
     matcher = Matcher(rx)
     texts = [v for text in examples for v in _variants(text, rng)] + rng.sample(EXAMPLES, 40)
     for text in texts:
-        norm = normalise(text)
-        folded = norm.casefold()
-        kind = text_kind(norm, folded)
-        plain = rx.search(norm)
-        assert (m.span() if (m := matcher.search(norm, folded, kind)) else None) == (plain.span() if plain else None), text
-        assert [m.span() for m in matcher.finditer(norm, folded, kind)] == [m.span() for m in rx.finditer(norm)], text
+        norm, folded, kind = _prepared(text)
+        _assert_as_re(rx, norm, matcher.search(norm, folded, kind), matcher.finditer(norm, folded, kind), text)
 
 
 @pytest.mark.parametrize("pattern,text,starts", [
@@ -111,17 +120,13 @@ def test_running_only_the_woken_alternatives_finds_the_same_matches(rule_id, pat
     index, matcher = TriggerIndex([requirements]), SplitMatcher(rx, parts)
     texts = [v for text in examples for v in _variants(text, rng)] + rng.sample(EXAMPLES, 40)
     for text in texts:
-        norm = normalise(text)
-        folded = norm.casefold()
-        kind = text_kind(norm, folded)
+        norm, folded, kind = _prepared(text)
         woken = index.woken(folded)
-        plain = rx.search(norm)
         if not woken:
-            assert plain is None, text  # the index may only skip what cannot match
+            assert rx.search(norm) is None, text  # the index may only skip what cannot match
             continue
         which = woken[0][1]
-        assert (m.span() if (m := matcher.search(norm, folded, kind, which)) else None) == (plain.span() if plain else None), text
-        assert [m.span() for m in matcher.finditer(norm, folded, kind, which)] == [m.span() for m in rx.finditer(norm)], text
+        _assert_as_re(rx, norm, matcher.search(norm, folded, kind, which), matcher.finditer(norm, folded, kind, which), text)
 
 
 def test_alternatives_are_split_only_where_re_would_try_them_in_the_same_order():
@@ -160,11 +165,7 @@ def test_split_alternatives_match_as_the_whole_pattern_on_random_patterns():
         matcher, every = SplitMatcher(rx, parts), tuple(range(len(parts)))
         for _ in range(12):
             text = "".join(rng.choice("ab ") for _ in range(rng.randint(0, 12)))
-            folded = text.casefold()
-            kind = text_kind(text, folded)
-            plain = rx.search(text)
-            assert (m.span() if (m := matcher.search(text, folded, kind, every)) else None) == (
-                plain.span() if plain else None), (pattern, text)
-            assert [m.span() for m in matcher.finditer(text, folded, kind, every)] == [
-                m.span() for m in rx.finditer(text)], (pattern, text)
+            norm, folded, kind = _prepared(text)
+            _assert_as_re(rx, norm, matcher.search(norm, folded, kind, every), matcher.finditer(norm, folded, kind, every),
+                          f"{pattern!r} on {text!r}")
     assert tried > 500  # the generator does produce patterns that split
