@@ -201,6 +201,16 @@ def _rigid_sequence(items: list, state, following: Sequence = ()) -> bool:
     return True
 
 
+_CHAR_CLASSES: dict[str, re.Pattern] = {}
+
+
+def _char_class(key: str, state, body: list) -> re.Pattern:
+    """One character class (`\\s`, `[\\w.%+-]`) compiled once per process: every rule repeats the same few."""
+    if (compiled := _CHAR_CLASSES.get(key)) is None:
+        compiled = _CHAR_CLASSES[key] = _compiler.compile(parser.SubPattern(state, body), re.IGNORECASE)
+    return compiled
+
+
 def _settles(item, state) -> Callable[[Sequence], bool] | None:
     """For a repeat whose only freedom is how far it reaches (`\\s+`, `[\\w.]*`, `(?:really\\s+)?`):
     a test of whether what follows it leaves it one way to match. It does when what follows can
@@ -210,7 +220,7 @@ def _settles(item, state) -> Callable[[Sequence], bool] | None:
         return None
     low, high, body = av[0], av[1], list(av[2])
     if len(body) == 1 and body[0][0] in (C.IN, C.LITERAL, C.NOT_LITERAL):
-        char_class = _compiler.compile(parser.SubPattern(state, body), re.IGNORECASE)
+        char_class = _char_class(repr(body[0]), state, body)
         return lambda following: (first := _first_chars(following)) is not None and not any(map(char_class.match, first))
     starts = _first_chars(body)
     if low == 0 and high == 1 and starts is not None:
