@@ -337,9 +337,14 @@ class SplitMatcher:
     def finditer(self, norm: str, folded: str, kind: int, which: Sequence[int] | None = None) -> list[re.Match]:
         if which is None or not self.parts:
             return self.whole.finditer(norm, folded, kind)
-        matching = [i for i in which if self._part(i).search(norm, folded, kind) is not None]
+        matching = []  # (first match, the rest of that alternative's scan) for each alternative that matches
+        for i in which:
+            scan = self._part(i)._scan(norm, folded, kind)
+            if (first := next(scan, None)) is not None:
+                matching.append((first, scan))
         if not matching:
             return []
         if len(matching) == 1:  # the only alternative that matches anywhere: its matches are the pattern's
-            return self._part(matching[0]).finditer(norm, folded, kind)
+            first, scan = matching[0]
+            return [first, *scan]
         return self.whole.finditer(norm, folded, kind)
