@@ -242,12 +242,18 @@ _WORD = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
 def echoes(draft: str, message: str, share: float = 0.5) -> bool:
     """Small models often answer by restating the complaint in the first person ("You charged
     my card twice... Fix this now."). Flag drafts whose words mostly come, in order, from the message."""
-    d = _WORD.findall(draft.lower())
     length, grams = _trigrams(message)
-    if len(d) < 6 or length < 6:
+    mine = _trigram_list(draft)
+    if len(mine) < 4 or length < 6:  # fewer than six words
         return False
-    copied = sum(1 for i in range(len(d) - 2) if tuple(d[i:i + 3]) in grams)
-    return copied / (len(d) - 2) >= share
+    copied = sum(1 for gram in mine if gram in grams)
+    return copied / len(mine) >= share
+
+
+@lru_cache(maxsize=512)  # one draft is compared with the message, the prompt and each part's instruction
+def _trigram_list(text: str) -> tuple[tuple[str, ...], ...]:
+    words = _WORD.findall(text.lower())
+    return tuple(tuple(words[i:i + 3]) for i in range(len(words) - 2))
 
 
 LEAK_WORDS = 8  # this many words in a row from the system prompt is reciting it, not a coincidence

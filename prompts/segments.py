@@ -209,7 +209,12 @@ def _from_scaffold(text: str, scaffold: str) -> bool:
     if not scaffold:
         return False
     words = " ".join(_WORDS.findall(text.casefold()))
-    return (len(words.split()) >= 3 and words in " ".join(_WORDS.findall(scaffold.casefold()))) or echoes(text, scaffold, INSTRUCTION_ECHO)
+    return (len(words.split()) >= 3 and words in _word_string(scaffold)) or echoes(text, scaffold, INSTRUCTION_ECHO)
+
+
+@lru_cache(maxsize=32)  # a request's scaffold is compared with every part of every draft
+def _word_string(text: str) -> str:
+    return " ".join(_WORDS.findall(text.casefold()))
 
 
 _WORDS = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
