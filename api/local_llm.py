@@ -156,6 +156,24 @@ def port_is_free(host: str, port: int) -> bool:
             return False
 
 
+# `python -m llama_cpp.server`, plus a thread that ends it when tactful is gone. stop() covers a normal
+# shutdown; this covers the rest (SIGKILL, an eval run stopped with SIGTERM, a crash), which otherwise
+# left a 1.3 GB server holding the port, so that the next start failed with "port taken". Polling
+# getppid, not PR_SET_PDEATHSIG: that fires when the *thread* that spawned the child ends, and
+# restarts are spawned from the watcher thread. The parent-or-not check is all it does.
+_ORPHAN_GUARD = """\
+import os, runpy, sys, threading, time
+parent = os.getppid()
+def _guard():
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)  # nothing to flush: the server keeps no state
+threading.Thread(target=_guard, name="orphan-guard", daemon=True).start()
+sys.argv = ["llama_cpp.server", *sys.argv[1:]]
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
 class LocalLLMServer:
     """Supervises one `llama_cpp.server` child process."""
 
@@ -191,7 +209,7 @@ class LocalLLMServer:
 
     def _spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", self.ALIAS,
+        cmd = [sys.executable, "-c", _ORPHAN_GUARD, "--model", str(self.model_path), "--model_alias", self.ALIAS,
                "--host", self.host, "--port", str(self.port), "--n_threads", str(self.threads), "--n_ctx", str(self.ctx),
                *SPEED_ARGS]
         log.info("starting embedded LLM %s on %s", self.model_name, self.base_url)

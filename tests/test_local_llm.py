@@ -89,3 +89,41 @@ def test_server_runs_without_logits_all_and_with_the_prefix_cache(tmp_path, monk
     assert settings.cache is True and settings.cache_type == "ram"
     assert settings.n_batch == settings.n_ubatch == 64
     assert settings.n_threads == 2
+
+
+def test_the_server_does_not_outlive_a_killed_tactful(tmp_path):
+    """SIGKILL (or an unhandled SIGTERM) skips stop(): the child must notice and end by itself, or it
+    keeps the port and the next start fails with "port taken"."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("llama_cpp.server")
+    from tests.servers import free_port
+
+    port = free_port()
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from api.local_llm import LocalLLMServer\n"
+         f"s = LocalLLMServer('smollm2-135m', Path({str(tmp_path)!r}), {port}); s.start()\n"
+         "print(s.proc.pid, flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, cwd=local_llm.Path(__file__).resolve().parents[1])
+    try:
+        child = int(parent.stdout.readline())
+        assert LocalLLMServer("smollm2-135m", tmp_path, port).is_ready()
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:  # gone, or a zombie its new parent has not reaped yet
+            if open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the embedded LLM kept running after tactful was killed")
+    assert local_llm.port_is_free("127.0.0.1", port)
