@@ -50,15 +50,16 @@ bench-retrieval: install
 	$(PY) benchmarks/retrieval.py
 
 # Precision/recall of the guardrails (tuned corpus and blind held-out set), retrieval hit@k, and the
-# eval cases through the whole pipeline replayed from recorded model responses (no LLM needed).
+# 160 eval cases (golden and social) through the whole pipeline, the embedded model's responses
+# replayed from evals/recordings/ (no LLM needed), with the gates of evals/gates.yaml.
 eval: install ingest
 	$(PY) -m evals.guardrails_eval
 	$(PY) -m evals.guardrails_eval --heldout
 	$(PY) -m evals.retrieval_eval
-	$(VENV)/bin/tactful eval run --set social --llm replay --model local --out data/evals/social
+	$(VENV)/bin/tactful eval run --llm replay --model local --out data/evals/cases
 
 # Record what the replay needs: runs the cases on the embedded model, calling it only for requests
-# not yet in evals/recordings/ (the first full run takes about 45 minutes on 2 cores: 15.9 s per case on 20).
+# not yet in evals/recordings/ (all 160 from scratch: about 35 minutes on 2 cores, 13.3 s per case).
 eval-record: install ingest
 	$(VENV)/bin/tactful eval run --llm auto --model local --out data/evals/cases
 
