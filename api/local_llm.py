@@ -159,8 +159,8 @@ def port_is_free(host: str, port: int) -> bool:
 # `python -m llama_cpp.server`, plus a thread that ends it when tactful is gone. stop() covers a normal
 # shutdown; this covers the rest (SIGKILL, an eval run stopped with SIGTERM, a crash), which otherwise
 # left a 1.3 GB server holding the port, so that the next start failed with "port taken". Polling
-# getppid, not PR_SET_PDEATHSIG: that fires when the *thread* that spawned the child ends, and
-# restarts are spawned from the watcher thread. The parent-or-not check is all it does.
+# getppid, not PR_SET_PDEATHSIG: that fires when the *thread* that spawned the child ends, and the
+# eval runner starts the server from a worker thread (asyncio.to_thread), restarts from the watcher.
 _ORPHAN_GUARD = """\
 import os, runpy, sys, threading, time
 parent = os.getppid()
