@@ -15,8 +15,10 @@ enough to run on every draft (see benchmarks/guardrails.py).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -70,7 +72,12 @@ def split_alternatives(pattern: str, limit: int = 64) -> tuple[tuple[Requirement
     except re.error:
         return (), ()
     requirements, parts = [], []
-    for alternative in _alternatives(list(parsed), parsed.state, limit):
+    _MEMO.pieces = {}
+    try:
+        alternatives = _alternatives(list(parsed), parsed.state, limit)
+    finally:
+        _MEMO.pieces = None
+    for alternative in alternatives:
         sets = sorted({c for c in alternative.sets if all(_selective(s) for s in c)}, key=_score, reverse=True)
         if not sets:
             return (), ()
@@ -151,6 +158,27 @@ def _alternatives(items: Sequence, state, limit: int, following: Sequence = ()) 
         if alt.pending is not None:
             alt.rigid, alt.pending = alt.pending(list(following)), None
     return alts
+
+
+# The analysis asks the same questions of the same piece of pattern many times over (a group's
+# literals are read for the group, for each alternative through it, and for what precedes each
+# item); within one split_alternatives() call each is answered once. Keyed by the pieces' identity,
+# and each entry holds its pieces, so no id is reused while the memo lives. Per thread: rules and
+# cues may be compiled from two threads at start-up.
+_MEMO = threading.local()
+
+
+def _once_per_pattern(fn):
+    @functools.wraps(fn)
+    def memoised(items: Sequence):
+        memo = getattr(_MEMO, "pieces", None)
+        if memo is None:
+            return fn(items)
+        key = (fn, *((op, av if isinstance(av, int) else id(av)) for op, av in items))
+        if (hit := memo.get(key)) is None:
+            hit = memo[key] = (fn(items), list(items))
+        return list(hit[0]) if isinstance(hit[0], list) else hit[0]  # lists are extended by callers
+    return memoised
 
 
 def _rigid(item, state, following: Sequence = ()) -> bool:
@@ -265,6 +293,7 @@ def _selective(literal: str) -> bool:
     return len(literal) >= 2 or (len(literal) == 1 and not literal.isascii())
 
 
+@_once_per_pattern
 def _exact(items: Sequence) -> frozenset[str] | None:
     """Every string a purely literal piece of pattern can match (literals, small classes, groups and
     alternations of them), or None when it can match something open-ended."""
@@ -308,6 +337,7 @@ def _required(items: Sequence) -> frozenset[str] | None:
     return max(candidates, key=_score) if candidates else None
 
 
+@_once_per_pattern
 def _candidates(items: Sequence) -> list[frozenset[str]]:
     """For a sequence: one set per element that guarantees a literal; a match contains one
     string of every set."""
