@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 
@@ -66,6 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.auth == "open":
             log.warning("open mode (TACTFUL_AUTH=open): no API key is required; set TACTFUL_AUTH=keys before exposing tactful")
         app.state.local_llm = local
+        # What start-up loaded (models, rules, the brands' mirrors: ~370k objects) lives as long as the
+        # process. Left in the collector's reach, every full collection walked all of it (~240 ms,
+        # measured; one landed in a 60-s load run, a pause that every request in flight waited out).
+        # Frozen, a full collection walks only what requests allocated since (~0.4 ms).
+        gc.collect()
+        gc.freeze()
         log.info("tactful ready: LLM %s at %s", model, base_url)
         try:
             yield

@@ -259,3 +259,17 @@ def test_history_reaches_the_prompt_most_recent_first_within_its_budget(client, 
     assert "We're checking with the courier." in prompt and "third time I write" in prompt
     assert "Old message number 0" not in prompt  # over the template's history budget: dropped, oldest first
     assert "repeated_contact" in body["triage"]["categories"]
+
+
+def test_start_up_objects_are_moved_out_of_the_collectors_reach(settings, store):
+    """The models, rules and mirrors loaded at start-up live as long as the process: a full garbage
+    collection that walked them all (~240 ms) would stall every request in flight."""
+    import gc
+
+    from api.app import create_app
+    from tests.servers import ThreadedServer
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    with ThreadedServer(create_app(settings)):
+        assert gc.get_freeze_count() > 50_000
