@@ -233,7 +233,9 @@ _CHAR_CLASSES: dict[str, re.Pattern] = {}
 
 
 def _char_class(key: str, state, body: list) -> re.Pattern:
-    """One character class (`\\s`, `[\\w.%+-]`) compiled once per process: every rule repeats the same few."""
+    """One character class (`\\s`, `[\\w.%+-]`) compiled once per process: every rule repeats the same few.
+    Keyed with the pattern's own flags too: under `(?a)` a `\\w` is another class."""
+    key = f"{state.flags}:{key}"
     if (compiled := _CHAR_CLASSES.get(key)) is None:
         compiled = _CHAR_CLASSES[key] = _compiler.compile(parser.SubPattern(state, body), re.IGNORECASE)
     return compiled

@@ -77,3 +77,16 @@ def test_alternatives_each_carry_their_own_requirement():
     assert index.candidates("a user error") == [0]
     assert index.candidates("your order had an error") == []  # "your" and "error", but from different alternatives
     assert required_alternatives(r"foo|\w+") == ()  # an alternative that needs nothing: always run
+
+
+def test_a_character_class_is_judged_under_its_own_patterns_flags():
+    """`\\w` under (?a) stops before "é"; without it, "é" is a word character that `\\w+` can give back.
+    The compiled-class cache must not hand the ASCII class to the Unicode pattern (or the reverse)."""
+    from guardrails.triggers import _rigid_sequence, parser
+
+    def rigid(pattern: str) -> bool:
+        parsed = parser.parse(pattern, re.IGNORECASE)
+        return _rigid_sequence(list(parsed), parsed.state)
+
+    assert rigid(r"(?a)x\w+é")  # nothing to backtrack into: \w+ cannot take the é
+    assert not rigid(r"x\w+é")  # \w+ takes the é and must give it back
