@@ -247,10 +247,10 @@ _WORD = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
 def echoes(draft: str, message: str, share: float = 0.5) -> bool:
     """Small models often answer by restating the complaint in the first person ("You charged
     my card twice... Fix this now."). Flag drafts whose words mostly come, in order, from the message."""
-    length, grams = _trigrams(message)
     mine = _trigram_list(draft)
-    if len(mine) < 4 or length < 6:  # fewer than six words
+    if len(mine) < 4 or len(_trigram_list(message)) < 4:  # fewer than six words in either
         return False
+    grams = _trigram_set(message)
     copied = sum(1 for gram in mine if gram in grams)
     return copied / len(mine) >= share
 
@@ -282,9 +282,8 @@ def _leaks(draft: str, prompt: str) -> tuple[int, int] | None:
 # The message, the prompt and the instructions a draft is compared with are the same for every draft
 # of a request (and the prompt for every request): split into n-grams once, not once per check.
 @lru_cache(maxsize=256)
-def _trigrams(text: str) -> tuple[int, frozenset[tuple[str, ...]]]:
-    words = _WORD.findall(text.lower())
-    return len(words), frozenset(tuple(words[i:i + 3]) for i in range(len(words) - 2))
+def _trigram_set(text: str) -> frozenset[tuple[str, ...]]:
+    return frozenset(_trigram_list(text))
 
 
 @lru_cache(maxsize=64)
