@@ -157,7 +157,9 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
     # a draft reciting the system prompt is blocked (prompt injection); not the part instructions: they are
     # worded like replies ("send us a direct message so we can look into it")
     context = context.model_copy(update={"prompt": messages[0]["content"]})
-    dress = partial(_dress, plan=plan, triage=triage, req=req, context=context, policy=policy, scaffold=scaffold)
+    # the FAQs' titles are customers' questions: a part that reads one back speaks as the customer
+    dress = partial(_dress, plan=plan, triage=triage, req=req, context=context, policy=policy, scaffold=scaffold,
+                    questions="\n".join(h.title for h in faqs if h.title))
     # the model's own words are judged without the channel's length: a long part gives way to the brand's
     # sentence when the parts are put together (fit_channel), rather than the cut dropping the next step
     words_only = context.model_copy(update={"channel": None})
@@ -246,7 +248,8 @@ def _shape(raw: str, cut_off: bool, plan: Plan, language: str) -> tuple[str, str
 
 
 def _dress(outcome: Draft | BlockedDraft, parts: Parsed | None, plan: Plan, triage: Triage, req: SuggestRequest,
-           context: CheckContext, policy: Policy, scaffold: str, blocked: list[BlockedDraft]) -> Draft | BlockedDraft:
+           context: CheckContext, policy: Policy, scaffold: str, questions: str,
+           blocked: list[BlockedDraft]) -> Draft | BlockedDraft:
     """A draft that passed, made whole: each part the plan asks for (the brand's sentence where the
     model left one out or got it wrong), and the private message for `reply_then_private`. Whatever
     tactful adds is guarded again, so the finished reply passes like any draft."""
@@ -255,7 +258,7 @@ def _dress(outcome: Draft | BlockedDraft, parts: Parsed | None, plan: Plan, tria
     joiner = language_spec(triage.language).joiner
     spoken = parts.text(joiner)
     mine = remap(parts.segments, spoken, outcome.text, joiner) if outcome.text != spoken else parts.segments
-    segments = complete(mine, plan, triage.language, req.message, triage.categories, scaffold)
+    segments = complete(mine, plan, triage.language, req.message, triage.categories, scaffold, questions)
     segments = fit_channel(segments, plan, triage.language, triage.categories, req.channel)
     text = join(segments, joiner)
     if text != outcome.text:

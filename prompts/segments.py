@@ -33,6 +33,7 @@ _LABEL_LINE = re.compile(r"^[ \t*#>-]*(RESPOND|APOLOGI[SZ]E|RESOLVE|THANKS?|PRIV
 # mostly copied from its instruction is not the model's answer. Higher than the customer-echo
 # share because a good part may well reuse a phrase of it ("send us a direct message").
 INSTRUCTION_ECHO = 0.75
+QUESTION_WORDS = 4  # "My order hasn't arrived" (my/order/hasn/t/arrived); a Han character is a word
 _SENTENCE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"'”’)]*|\n|$)")
 
 
@@ -167,16 +168,19 @@ def parse(raw: str, plan: Plan, language: str) -> Parsed:
 
 
 def complete(segments: list[Segment], plan: Plan, language: str, message: str, categories: list[str],
-             scaffold: str = "") -> list[Segment]:
+             scaffold: str = "", questions: str = "") -> list[Segment]:
     """Every part the plan asks for: the model's when it fits (an apology that apologises, a public
     resolve that moves to a DM, nothing parroted from the customer or read back from the prompt's
-    instructions, `scaffold`), else the brand's sentence."""
+    instructions, `scaffold`; a retrieved FAQ's question read back, `questions`, is taken out of
+    it), else the brand's sentence."""
     lang = language_spec(language)
     mine = {s.kind: s for s in segments}
     asked = {p["label"]: p["instruction"] for p in prompt_parts(plan)}
     out: list[Segment] = []
     for kind in plan.kinds:
         seg = mine.get(kind)
+        if seg is not None and (answer := without_questions(seg.text, questions)) != seg.text:
+            seg = Segment(kind=kind, text=answer, source=seg.source)
         if (seg is not None and _fits(kind, seg.text, plan, lang, message)
                 and not echoes(seg.text, asked[_LABELS[kind]], INSTRUCTION_ECHO) and not _from_scaffold(seg.text, scaffold)):
             out.append(seg)
@@ -210,6 +214,23 @@ def _from_scaffold(text: str, scaffold: str) -> bool:
         return False
     words = " ".join(_WORDS.findall(text.casefold()))
     return (len(words.split()) >= 3 and words in _word_string(scaffold)) or echoes(text, scaffold, INSTRUCTION_ECHO)
+
+
+def without_questions(text: str, questions: str) -> str:
+    """The part without the sentences that read back an FAQ's title: "I received the wrong item.
+    What should I do?" is the customer's voice (FAQ titles are their questions), not the brand's,
+    while the answer that follows it is the model's to keep. A sentence counts when all its words,
+    QUESTION_WORDS or more, are a run of a title's words; reusing a phrase of a title is fine."""
+    if not questions:
+        return text
+    asked = f" {_word_string(questions)} "
+    sentences = _SENTENCE.findall(text)
+    kept = [s for s in sentences
+            if len(words := _WORDS.findall(s.casefold())) < QUESTION_WORDS or f" {' '.join(words)} " not in asked]
+    if len(kept) == len(sentences):
+        return text
+    # sentences not found whole (stray punctuation): drop the part rather than guess where they end
+    return "".join(kept).strip() if "".join(sentences) == text else ""
 
 
 @lru_cache(maxsize=32)  # a request's scaffold is compared with every part of every draft

@@ -180,3 +180,46 @@ def test_a_long_model_part_gives_way_so_all_three_parts_fit_the_channel(client, 
     assert [s["kind"] for s in draft["segments"]] == ["respond", "apologise", "resolve"]
     assert draft["segments"][0]["source"] == "brand" and draft["segments"][2]["source"] == "model"
     assert len(draft["text"]) <= 280
+
+
+LATE = "My order hasn't arrived by the estimated date. What happens now?"  # acme's faq-late-delivery
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("My order hasn't arrived by the estimated date.", ""),
+    ("My order hasn't arrived by the estimated date. What happens now? We'll chase the courier today.",
+     "What happens now? We'll chase the courier today."),  # three words: too short to be sure
+    ("I'm sorry. My item arrived damaged or broken. How do I get it replaced? Send us a photo.",
+     "I'm sorry. Send us a photo."),
+    ("We're sorry your order hasn't arrived by the estimated date.", None),  # the brand's voice, the title's words
+    ("Your order hasn't arrived by the estimated date, and we're chasing the courier.", None),
+    ("my order hasnt arrived", None),  # not the title's words in the title's order
+])
+def test_sentences_reading_back_an_faqs_question_are_taken_out(text, kept):
+    from prompts.segments import without_questions
+
+    titles = LATE + "\nMy item arrived damaged or broken. How do I get it replaced?"
+    assert without_questions(text, titles) == (text if kept is None else kept)
+    assert without_questions(text, "") == text
+
+
+@pytest.mark.parametrize("respond, expected", [
+    ("My order hasn't arrived by the estimated date.", None),  # nothing of the model's left: the brand's sentence
+    ("My order hasn't arrived by the estimated date. We're chasing the courier for you today.",
+     "We're chasing the courier for you today."),
+])
+def test_an_faqs_question_read_back_is_not_in_the_reply(client, fake_llm, respond, expected):
+    """A small model copies a retrieved FAQ's title into its reply ("My order hasn't arrived by the
+    estimated date."): the customer's words in the brand's mouth. Those sentences go; the rest stays."""
+    fake_llm.reset(Step(content=f"RESPOND: {respond}\n"
+                                "APOLOGISE: We're so sorry.\n"
+                                "RESOLVE: Please send us a direct message so we can put this right."))
+    body = suggest(client, n=1, message="My order still hasn't arrived and it was due last week. Where is it?").json()
+    assert "faq-late-delivery" in [k["id"] for k in body["knowledge"]]  # the FAQ whose title the model copied
+    draft = body["drafts"][0]
+    first = draft["segments"][0]
+    assert (first["kind"], first["source"]) == ("respond", "brand" if expected is None else "model")
+    if expected is not None:
+        assert first["text"] == expected
+    assert [s["source"] for s in draft["segments"][1:]] == ["model", "model"]
+    assert "My order hasn't arrived" not in draft["text"] and "We're so sorry." in draft["text"]
