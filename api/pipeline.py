@@ -307,7 +307,9 @@ def guard(raw: str, text: str, context: CheckContext, policy: Policy) -> Draft |
 async def reask(svc: Services, variables: dict, raw: str, text: str, findings: list[Finding], context: CheckContext,
                 policy: Policy, usage: Usage, shape, deadline: float) -> list[tuple[Draft | BlockedDraft, Parsed | None]]:
     """Send a blocked draft back to the LLM with its span-level findings, at most
-    `policy.reask_rounds` times. Every failed attempt is reported under `blocked`."""
+    `policy.reask_rounds` times, and no more once a re-ask repeats a finding it was sent to fix
+    (the model was told exactly this and wrote it again). Every failed attempt is reported under
+    `blocked`."""
     template = templates.load("repair")
     attempts: list[tuple[Draft | BlockedDraft, Parsed | None]] = [(BlockedDraft(text=text, findings=findings), None)]
     first_findings = [f for f in findings if f.severity == "block"]
@@ -334,9 +336,18 @@ async def reask(svc: Services, variables: dict, raw: str, text: str, findings: l
         if isinstance(outcome, BlockedDraft):  # a finding the policy does not let us re-ask about
             outcome.reask_round = round_
             return [*attempts, (outcome, parts)]
+        # in the 98 re-ask chains of the recorded eval, every failed first re-ask repeated a rule it was
+        # sent to fix, and not one second re-ask passed: each is a whole LLM call (~3 s on the embedded model)
+        repeated = _blocking_rules(outcome) & _blocking_rules(findings)
         text, findings = new, outcome
         attempts.append((BlockedDraft(text=new, findings=findings, reask_round=round_), parts))
+        if repeated:
+            break
     return attempts
+
+
+def _blocking_rules(findings: list[Finding]) -> set[str]:
+    return {f.rule for f in findings if f.severity == "block"}
 
 
 def _keep(outcome: Draft | BlockedDraft, drafts: dict[str, Draft], blocked: list[BlockedDraft]) -> Draft | None:

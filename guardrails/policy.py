@@ -44,7 +44,8 @@ def _chain_ok(actions: list[Action]) -> list[Action]:
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     brand: str
-    reask_rounds: int = Field(1, ge=0, le=3, description="Re-asks per draft at most (each is one LLM call).")
+    reask_rounds: int = Field(1, ge=0, le=3, description="Re-asks per draft at most (each is one LLM call); "
+                                "fewer when a re-ask repeats a finding it was sent to fix.")
     families: dict[str, list[Action]] = Field(default_factory=dict)
     prompt: str = Field("suggest", description="The brand's default prompt template (`name` or `name@version`).")
     troll_reply: Literal["none", "calm_line"] = Field(
