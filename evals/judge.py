@@ -61,7 +61,7 @@ class Judge:
         messages = template.render(variables)
         votes = []
         for vote in range(VOTES):
-            self.llm.salt = f"{repeat}:{vote}"  # each vote its own sample, and its own recording
+            self.llm.new_case(f"{repeat}:{vote}")  # each vote its own sample, and its own recording
             result = await self.llm.chat(messages, n=1, max_tokens=template.params.max_tokens or 80,
                                          temperature=template.params.temperature if template.params.temperature is not None else 0.7)
             if result.texts and (parsed := parse_vote(result.texts[0], model)) is not None:

@@ -2,7 +2,9 @@
 
 A response is keyed by everything that decides it: the model, the exact messages (the rendered
 prompt, so its template version and the case's input), n, max_tokens, temperature, and the
-repeat index of `--repeat N`. Recordings are JSON lines, one file per model, in
+repeat index of `--repeat N`, and how many times the same case already made that exact request: a
+suggestion whose drafts were all blocked sends its prompt again for a new sample, and must get one,
+not the first answer back. Recordings are JSON lines, one file per model, in
 `evals/recordings/`; nothing leaves the machine (no telemetry).
 """
 
@@ -35,6 +37,7 @@ class RecordingLLM:
         self.inner, self.mode, self.model = inner, mode, model
         self.path = directory / f"{prefix}{re.sub(r'[^A-Za-z0-9_.-]+', '_', model)}.jsonl"
         self.salt = 0  # the repeat index: --repeat N draws N different samples, each recorded
+        self.asked: dict[str, int] = {}  # this case's requests so far, by key: the same one again is a new sample
         self.hits = self.misses = 0
         self.entries: dict[str, dict] = {}
         if self.path.is_file():
@@ -43,13 +46,22 @@ class RecordingLLM:
                     entry = json.loads(line)
                     self.entries[entry["key"]] = entry["result"]
 
-    def key(self, messages: list[dict], n: int, max_tokens: int, temperature: float) -> str:
-        blob = json.dumps({"model": self.model, "messages": messages, "n": n, "max_tokens": max_tokens,
-                           "temperature": temperature, "repeat": self.salt}, sort_keys=True, ensure_ascii=False)
+    def new_case(self, salt: int | str = 0) -> None:
+        """Call before each case (and repeat): occurrences are counted within one case."""
+        self.salt, self.asked = salt, {}
+
+    def key(self, messages: list[dict], n: int, max_tokens: int, temperature: float, occurrence: int = 1) -> str:
+        fields = {"model": self.model, "messages": messages, "n": n, "max_tokens": max_tokens,
+                  "temperature": temperature, "repeat": self.salt}
+        if occurrence > 1:  # the first keeps the key it always had, so earlier recordings still replay
+            fields["occurrence"] = occurrence
+        blob = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     async def chat(self, messages: list[dict], n: int = 1, max_tokens: int = 160, temperature: float = 0.7) -> ChatResult:
-        key = self.key(messages, n, max_tokens, temperature)
+        first = self.key(messages, n, max_tokens, temperature)
+        occurrence = self.asked[first] = self.asked.get(first, 0) + 1
+        key = first if occurrence == 1 else self.key(messages, n, max_tokens, temperature, occurrence)
         if self.mode != "record" and key in self.entries:
             self.hits += 1
             return ChatResult(**self.entries[key])

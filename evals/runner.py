@@ -120,7 +120,7 @@ async def _in_process(config: RunConfig, settings=None):
     svc = Services(settings=settings, store=store, llm=llm)
 
     async def suggest_one(case: Case, repeat: int) -> dict:
-        llm.salt = repeat
+        llm.new_case(repeat)
         if case.brand not in store.brands():
             raise InfraError(f"brand {case.brand!r} has no knowledge base in {settings.data_dir}; run `make ingest` first")
         try:

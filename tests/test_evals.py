@@ -4,6 +4,7 @@ The LLM is the tests' fake; the CLI runs as a subprocess, as CI runs it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -250,10 +251,11 @@ def test_judge_majority_and_ties():
     from evals.judge import Judge
 
     class Scripted:
-        salt = 0
-
         def __init__(self, answers):
             self.answers = list(answers)
+
+        def new_case(self, salt=0):
+            pass
 
         async def chat(self, messages, **_):
             return ChatResult(texts=[self.answers.pop(0)], model="m")
@@ -263,3 +265,37 @@ def test_judge_majority_and_ties():
     v = asyncio.run(Judge(Scripted(votes), "m").verdict("msg", "draft", "en", None))
     # two valid votes split 1-1: the stricter verdict, and the lower middle empathy score
     assert v.tone_ok is False and v.empathy == 2 and v.reason == "cold" and v.votes == 2 and v.supported is None
+
+
+def test_the_same_request_twice_in_a_case_is_a_new_sample_recorded_and_replayed(tmp_path):
+    """A suggestion whose drafts were all blocked sends the same prompt again for a new sample: the
+    recordings must give it one (a second answer, recorded under its own key), not the first again."""
+    import asyncio
+
+    from api.llm import ChatResult
+    from evals.recorder import RecordingLLM
+
+    class Counting:
+        def __init__(self):
+            self.calls = 0
+
+        async def chat(self, messages, **_):
+            self.calls += 1
+            return ChatResult(texts=[f"sample {self.calls}"], model="m")
+
+    prompt = [{"role": "user", "content": "the same prompt"}]
+
+    async def one_case(llm: RecordingLLM, salt: int = 0) -> list[str]:
+        llm.new_case(salt)
+        return [(await llm.chat(prompt)).texts[0] for _ in range(2)]
+
+    inner = Counting()
+    recording = RecordingLLM(inner, "m", mode="auto", directory=tmp_path)
+    assert asyncio.run(one_case(recording)) == ["sample 1", "sample 2"] and inner.calls == 2
+    assert asyncio.run(one_case(recording)) == ["sample 1", "sample 2"] and inner.calls == 2  # the next case: recorded
+    replay = RecordingLLM(None, "m", mode="replay", directory=tmp_path)
+    assert asyncio.run(one_case(replay)) == ["sample 1", "sample 2"]
+    # a first request keeps the key it had before occurrences were counted: older recordings still replay
+    blob = json.dumps({"model": "m", "messages": prompt, "n": 1, "max_tokens": 160, "temperature": 0.7, "repeat": 0},
+                      sort_keys=True, ensure_ascii=False)
+    assert replay.key(prompt, 1, 160, 0.7) == hashlib.sha256(blob.encode()).hexdigest()[:32]
