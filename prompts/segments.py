@@ -212,7 +212,7 @@ def _from_scaffold(text: str, scaffold: str) -> bool:
     """A part that is the prompt's own wording ("No jokes, no emoji.", "You are a serious matter...")."""
     if not scaffold:
         return False
-    words = " ".join(_WORDS.findall(text.casefold()))
+    words = _words(text)
     return (len(words.split()) >= 3 and words in _word_string(scaffold)) or echoes(text, scaffold, INSTRUCTION_ECHO)
 
 
@@ -225,17 +225,21 @@ def without_questions(text: str, questions: str) -> str:
         return text
     asked = f" {_word_string(questions)} "
     sentences = _SENTENCE.findall(text)
-    kept = [s for s in sentences
-            if len(words := _WORDS.findall(s.casefold())) < QUESTION_WORDS or f" {' '.join(words)} " not in asked]
+    kept = [s for s in sentences if len((words := _words(s)).split()) < QUESTION_WORDS or f" {words} " not in asked]
     if len(kept) == len(sentences):
         return text
     # sentences not found whole (stray punctuation): drop the part rather than guess where they end
     return "".join(kept).strip() if "".join(sentences) == text else ""
 
 
+def _words(text: str) -> str:
+    """The text's words, case-folded, one space apart: a run of them is a substring of another's."""
+    return " ".join(_WORDS.findall(text.casefold()))
+
+
 @lru_cache(maxsize=32)  # a request's scaffold is compared with every part of every draft
 def _word_string(text: str) -> str:
-    return " ".join(_WORDS.findall(text.casefold()))
+    return _words(text)
 
 
 _WORDS = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
