@@ -171,15 +171,15 @@ def complete(segments: list[Segment], plan: Plan, language: str, message: str, c
              scaffold: str = "", questions: str = "") -> list[Segment]:
     """Every part the plan asks for: the model's when it fits (an apology that apologises, a public
     resolve that moves to a DM, nothing parroted from the customer or read back from the prompt's
-    instructions, `scaffold`; a retrieved FAQ's question read back, `questions`, is taken out of
-    it), else the brand's sentence."""
+    instructions, `scaffold`; sentences reading back those instructions or a retrieved FAQ's
+    question, `questions`, are taken out of it), else the brand's sentence."""
     lang = language_spec(language)
     mine = {s.kind: s for s in segments}
     asked = {p["label"]: p["instruction"] for p in prompt_parts(plan)}
     out: list[Segment] = []
     for kind in plan.kinds:
         seg = mine.get(kind)
-        if seg is not None and (answer := without_questions(seg.text, questions)) != seg.text:
+        if seg is not None and (answer := without_read_back(seg.text, questions, scaffold)) != seg.text:
             seg = Segment(kind=kind, text=answer, source=seg.source)
         if (seg is not None and _fits(kind, seg.text, plan, lang, message)
                 and not echoes(seg.text, asked[_LABELS[kind]], INSTRUCTION_ECHO) and not _from_scaffold(seg.text, scaffold)):
@@ -216,20 +216,40 @@ def _from_scaffold(text: str, scaffold: str) -> bool:
     return (len(words.split()) >= 3 and words in _word_string(scaffold)) or echoes(text, scaffold, INSTRUCTION_ECHO)
 
 
-def without_questions(text: str, questions: str) -> str:
-    """The part without the sentences that read back an FAQ's title: "I received the wrong item.
-    What should I do?" is the customer's voice (FAQ titles are their questions), not the brand's,
-    while the answer that follows it is the model's to keep. A sentence counts when all its words,
-    QUESTION_WORDS or more, are a run of a title's words; reusing a phrase of a title is fine."""
-    if not questions:
+def without_read_back(text: str, questions: str, scaffold: str = "") -> str:
+    """The part without the sentences that read back an FAQ's title or the prompt's own instructions:
+    "I received the wrong item. What should I do?" is the customer's voice (FAQ titles are their
+    questions), "One short apology, once." is the prompt's, while the answer around them is the
+    model's to keep. A sentence counts when all its words, QUESTION_WORDS or more, are a run of a
+    title's words, when it is one of a title's sentences whole ("What happens now?") or holds one of
+    QUESTION_WORDS or more ("You know I was told my refund was issued, but I can't see it."), when all
+    its words, three or more, are a run of the instructions', or when it names one of the prompt's
+    internal labels ("media_risk"). Reusing a phrase of either is fine."""
+    if not questions and not scaffold:
         return text
     asked = f" {_word_string(questions)} "
+    whole = _title_sentences(questions)
+    told = f" {_word_string(scaffold)} "
+    labels = set(_LABEL_WORD.findall(scaffold))
     sentences = _SENTENCE.findall(text)
-    kept = [s for s in sentences if len((words := _words(s)).split()) < QUESTION_WORDS or f" {words} " not in asked]
+
+    def read_back(sentence: str) -> bool:
+        words = _words(sentence)
+        n = len(words.split())
+        return ((n >= QUESTION_WORDS and f" {words} " in asked) or (n >= 2 and words in whole)
+                or any(len(t.split()) >= QUESTION_WORDS and f" {t} " in f" {words} " for t in whole)
+                or (n >= 3 and f" {words} " in told) or bool(labels.intersection(_LABEL_WORD.findall(sentence))))
+
+    kept = [s for s in sentences if not read_back(s)]
     if len(kept) == len(sentences):
         return text
     # sentences not found whole (stray punctuation): drop the part rather than guess where they end
     return "".join(kept).strip() if "".join(sentences) == text else ""
+
+
+@lru_cache(maxsize=32)
+def _title_sentences(questions: str) -> frozenset[str]:
+    return frozenset(_words(s) for title in questions.splitlines() for s in _SENTENCE.findall(title))
 
 
 def _words(text: str) -> str:
@@ -243,6 +263,7 @@ def _word_string(text: str) -> str:
 
 
 _WORDS = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
+_LABEL_WORD = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")  # triage's categories as the prompt names them
 
 
 def private_message(text: str | None, language: str, message: str, customer_name: str | None) -> tuple[str, Literal["model", "brand"]]:

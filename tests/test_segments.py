@@ -188,7 +188,9 @@ LATE = "My order hasn't arrived by the estimated date. What happens now?"  # acm
 @pytest.mark.parametrize("text, kept", [
     ("My order hasn't arrived by the estimated date.", ""),
     ("My order hasn't arrived by the estimated date. What happens now? We'll chase the courier today.",
-     "What happens now? We'll chase the courier today."),  # three words: too short to be sure
+     "We'll chase the courier today."),  # "What happens now?" is one of the title's sentences, whole
+    ("What happens now is that we chase the courier today.", None),  # a phrase of the title, not a sentence of it
+    ("You know my order hasn't arrived by the estimated date. We'll chase it.", "We'll chase it."),
     ("I'm sorry. My item arrived damaged or broken. How do I get it replaced? Send us a photo.",
      "I'm sorry. Send us a photo."),
     ("We're sorry your order hasn't arrived by the estimated date.", None),  # the brand's voice, the title's words
@@ -196,11 +198,29 @@ LATE = "My order hasn't arrived by the estimated date. What happens now?"  # acm
     ("my order hasnt arrived", None),  # not the title's words in the title's order
 ])
 def test_sentences_reading_back_an_faqs_question_are_taken_out(text, kept):
-    from prompts.segments import without_questions
+    from prompts.segments import without_read_back
 
     titles = LATE + "\nMy item arrived damaged or broken. How do I get it replaced?"
-    assert without_questions(text, titles) == (text if kept is None else kept)
-    assert without_questions(text, "") == text
+    assert without_read_back(text, titles) == (text if kept is None else kept)
+    assert without_read_back(text, "") == text
+
+
+SCAFFOLD = ("You write replies for a customer care team.\none short apology, once\nKeep it short.\n"
+            "This is a serious matter (media_risk, product_failure): no jokes, no emoji.")
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("One short apology, once. We're sorry it reached you in that state.", "We're sorry it reached you in that state."),
+    ("We're sorry. Keep it short.", "We're sorry."),
+    ("We're sorry, truly, and we'll keep it short.", None),  # the instruction's words inside a sentence of its own
+    ("One short apology, once.", ""),
+    ("These are problems of media_risk and product_failure. We're sorry.", "We're sorry."),
+    ("We're sorry about the media risk.", None),
+])
+def test_sentences_reading_back_the_prompts_instructions_are_taken_out(text, kept):
+    from prompts.segments import without_read_back
+
+    assert without_read_back(text, "", SCAFFOLD) == (text if kept is None else kept)
 
 
 @pytest.mark.parametrize("respond, expected", [
@@ -223,3 +243,12 @@ def test_an_faqs_question_read_back_is_not_in_the_reply(client, fake_llm, respon
         assert first["text"] == expected
     assert [s["source"] for s in draft["segments"][1:]] == ["model", "model"]
     assert "My order hasn't arrived" not in draft["text"] and "We're so sorry." in draft["text"]
+
+
+def test_an_apology_turned_around_onto_the_customer_is_not_ours(client, fake_llm):
+    fake_llm.reset(Step(content="RESPOND: That your parcel came broken is awful.\n"
+                                "APOLOGISE: You're sorry it reached you in that state.\n"
+                                "RESOLVE: Please send us a DM so we can fix it."))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    apology = draft["segments"][1]
+    assert (apology["kind"], apology["source"]) == ("apologise", "brand") and "You're sorry" not in draft["text"]
