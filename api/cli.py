@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
@@ -255,14 +256,77 @@ def prompts_show(name: str) -> None:
 
 
 @prompts_app.command("render")
-def prompts_render(name: str, variables: Path = typer.Option(..., "--vars", help="JSON file with the variables.")) -> None:
+def prompts_render(name: str,
+                   message: str = typer.Option(None, "--message", "-m", help="A customer's message: triage, retrieval and "
+                                               "budgets run as in /v1/suggest, and the messages the LLM would get are shown."),
+                   brand: str = typer.Option("acme", "--brand", "-b", help="With --message: whose knowledge base."),
+                   channel: str = typer.Option("twitter", "--channel", help="With --message: twitter, email, chat, ..."),
+                   visibility: str = typer.Option("public", "--visibility", help="With --message: public or private."),
+                   language: str = typer.Option(None, "--language", "-l", help="With --message: reply language (default: detected)."),
+                   variables: Path = typer.Option(None, "--vars", help="Or: a JSON file with the template's variables.")) -> None:
+    """Show exactly the chat messages a template gives the LLM, with token counts."""
     from prompts.templates import PromptError, load
 
+    if (message is None) == (variables is None):
+        console.print("[red]error:[/] give a customer's message with --message, or the variables with --vars FILE")
+        raise typer.Exit(2)
     try:
-        print(json.dumps(load(name).render(json.loads(variables.read_text())), indent=2, ensure_ascii=False))
+        template = load(name)
+        if variables is not None:
+            rendered = {"prompt": f"{template.name}@{template.version}",
+                        "messages": template.render(json.loads(variables.read_text()))}
+        else:
+            rendered = _render_for_message(template, message, brand, channel, visibility, language)
     except PromptError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
+    except ValueError as exc:  # a request /v1/suggest would refuse, or a --vars file that is not JSON
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2)
+    print(json.dumps(rendered, indent=2, ensure_ascii=False))
+
+
+def _render_for_message(template, message: str, brand: str, channel: str, visibility: str, language: str | None) -> dict:
+    """The front of the suggest pipeline (triage, plan, retrieve, budget, render), no LLM call."""
+    import asyncio
+
+    from api.pipeline import Services
+    from api.prompting import budget, render, retrieve
+    from api.schemas import SuggestRequest
+    from api.settings import get_settings
+    from guardrails.triage import analyze
+    from knowledge.store import KnowledgeStore, UnknownBrand
+    from prompts.segments import plan_for
+    from prompts.tokens import ENCODING, count_tokens
+
+    if template.purpose != "suggest":
+        raise ValueError(f"{template.name} is a {template.purpose} template; --message renders suggest templates, "
+                         f"use --vars FILE for it")
+    try:
+        req = SuggestRequest(brand=brand, message=message, channel=channel, visibility=visibility, language=language, n=1)
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+    settings = get_settings()
+    store = KnowledgeStore(settings)
+    if brand not in store.brands():
+        raise ValueError(f"brand {brand!r} has no knowledge base in {settings.data_dir}; run `make ingest` first")
+    triage = analyze(message, language=language)
+    plan = plan_for(triage, visibility)
+    head = {"prompt": f"{template.name}@{template.version}", "triage": {
+        "language": triage.language, "serious": triage.serious, "categories": triage.categories, "action": triage.action}}
+    if plan is None:
+        return {**head, "messages": [], "note": "no reply is drafted for this message (do_not_engage), so the LLM gets nothing"}
+    svc = Services(settings=settings, store=store, llm=None)  # nothing is generated
+    try:
+        faqs, voice = asyncio.run(retrieve(req, triage, template, svc))
+    except UnknownBrand:
+        raise ValueError(f"brand {brand!r} has no knowledge base; run `make ingest` first") from None
+    faqs, voice = budget(template, faqs, voice)
+    messages = render(template, req, triage, plan, faqs, voice)
+    counted = [{**m, "tokens": count_tokens(m["content"])} for m in messages]
+    return {**head, "knowledge": [{"id": h.id, "score": h.score} for h in faqs], "messages": counted,
+            "prompt_tokens": sum(m["tokens"] for m in counted), "max_tokens": template.params.max_tokens,
+            "tokens_counted_with": ENCODING}
 
 
 if __name__ == "__main__":

@@ -18,25 +18,23 @@ from dataclasses import dataclass, field
 from functools import lru_cache, partial
 
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from api.errors import APIError
 from api.fallbacks import brand_reply, due_now, holding, holding_response, no_reply, private_part
 from api.llm import LLMClient, LLMUnavailable
+from api.prompting import budget, render, retrieve
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
 from guardrails import CheckContext, Finding, check, is_blocking
 from guardrails.engine import one_suggestion
-from guardrails.channels import SENTENCE_END, limit_for
+from guardrails.channels import SENTENCE_END
 from guardrails.policy import Policy, fix, load_policy
 from guardrails.triage import Triage, analyze, is_unclear, language_name, with_judgement
 from knowledge.embeddings import QueryEmbedder
-from knowledge.glossary import expand_query
 from knowledge.lexical import lexical_tokens
 from knowledge.store import Hit, KnowledgeStore
 from prompts import templates
 from prompts.segments import Parsed, Plan, complete, fit_channel, join, language_spec, parse, plan_for, prompt_parts, remap
-from prompts.tokens import fit_recent, fit_to_budget
 
 MIN_ROUND_SECONDS = 3.0  # an LLM round (regenerate or re-ask) is not started with less time than this left
 CITATION_MIN_SHARED = 2  # words a draft must share with one FAQ and none of the other retrieved ones
@@ -110,41 +108,16 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
         return holding_response(req, triage, held, "response_target", template, svc.llm.model, Usage(), [], [], timer)
 
     # retrieve: the best FAQs above the relevance cut-off, and the voice rules closest to this message
-    query = expand_query(req.message, triage.language)  # + English words for id/ro/zh support terms
-    if query == req.message:
-        vector = await embedding
-    else:  # the expanded query is what must be embedded
-        embedding.cancel()
-        vector = await svc.embed_query(query)
-    search = partial(svc.store.search, req.brand, query, svc.settings.knowledge_k, ["faq"], None,
-                     svc.settings.knowledge_min_score, vector)
-    # sub-millisecond on the brand's in-memory mirror; a thread when it must ask Chroma (first load, ANN)
-    voices = partial(svc.store.search_chunks, req.brand, query, 2, ["voice"], None, vector)
-    if svc.store.in_memory(req.brand):
-        faqs, voice = search(), voices() if template.voice_budget else []
-    else:
-        faqs = await run_in_threadpool(search)
-        voice = await run_in_threadpool(voices) if template.voice_budget else []
+    faqs, voice = await retrieve(req, triage, template, svc, embedding)
     timer.lap("retrieve")
     # a question nothing in the knowledge base answers: the model would guess, so hold instead
     if plan.mode == "question" and not faqs and (held := holding(req, triage, context, policy)):
         return holding_response(req, triage, held, "no_knowledge", template, svc.llm.model, Usage(), [], [], timer)
 
-    # budget: best first, whole items only
-    voice = fit_to_budget(voice, template.voice_budget, lambda h: h.text)
-    faqs = fit_to_budget(faqs, template.knowledge_budget, lambda h: f"{h.title}: {h.text}")
-
-    # render
+    # budget: best first, whole items only; render
+    faqs, voice = budget(template, faqs, voice)
     asked = prompt_parts(plan)
-    messages = template.render({
-        "brand": req.brand, "channel": req.channel, "visibility": req.visibility,
-        "language_name": language_name(triage.language), "serious": triage.serious, "categories": triage.categories,
-        "voice": voice, "faqs": faqs,
-        "history": [t.model_dump() for t in fit_recent(req.history, template.history_budget, lambda t: t.text)],
-        "customer_name": req.customer_name, "message": req.message, "max_words": template.params.max_words,
-        "tone": req.tone, "max_chars": limit_for(req.channel), "parts": asked,
-        "escalated_to": (triage.escalate_to or "").replace("_", " ") if plan.mode == "escalate" else None,
-    })
+    messages = render(template, req, triage, plan, faqs, voice)
     timer.lap("render")
 
     # generate -> guard -> repair (fix / reask / block, by the brand's policy), one more round if nothing passed,

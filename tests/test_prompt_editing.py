@@ -91,3 +91,45 @@ def test_prompts_check_passes_the_shipped_templates_and_catches_a_minimising_exa
     assert any("minimising" in p for p in problems["suggest.yaml"])
     assert any("do not fit a 2048-token context" in p for p in problems["huge.yaml"])
     assert any("brnad" in p for p in problems["typo.yaml"])
+
+
+def _render(settings, *args):
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TACTFUL_DATA_DIR": str(settings.data_dir)}
+    r = subprocess.run([sys.executable, "-m", "api.cli", "prompts", "render", *args], capture_output=True, text=True,
+                       timeout=120, env=env)
+    return r.returncode, json.loads(r.stdout) if r.returncode == 0 else r.stderr
+
+
+def test_prompts_render_message_shows_exactly_what_the_llm_gets(settings, client, fake_llm):
+    from tests.test_suggest_api import COMPLAINT
+
+    code, shown = _render(settings, "suggest", "--message", COMPLAINT, "--brand", "acme", "--channel", "email")
+    assert code == 0, shown
+    fake_llm.reset(Step(content=GOOD))
+    assert suggest(client, n=1, channel="email").status_code == 200
+    sent = fake_llm.requests[0]["messages"]
+    assert [{"role": m["role"], "content": m["content"]} for m in shown["messages"]] == sent
+    assert shown["triage"]["serious"] is True and shown["knowledge"]
+    assert all(f"[{k['id']}]" in sent[-1]["content"] for k in shown["knowledge"])
+    assert all(m["tokens"] > 0 for m in shown["messages"])
+    assert shown["prompt_tokens"] == sum(m["tokens"] for m in shown["messages"])
+
+
+@pytest.mark.parametrize("args, says", [
+    (["suggest", "--message", "hello", "--brand", "nobody"], "no knowledge base"),
+    (["suggest", "--message", "hello", "--channel", "pigeon"], "--channel"),
+    (["repair", "--message", "hello"], "--vars"),
+    (["suggest"], "--message"),
+])
+def test_prompts_render_says_what_is_wrong(settings, store, args, says):
+    code, err = _render(settings, *args)
+    assert code == 2 and says in err
+
+
+def test_prompts_render_of_a_troll_says_nothing_is_sent(settings, store):
+    code, shown = _render(settings, "suggest", "--message", "you are all idiots lol, worst company ever, go bankrupt")
+    assert code == 0 and shown["messages"] == [] and "do_not_engage" in shown["note"]
