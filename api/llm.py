@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -52,16 +53,17 @@ class LLMClient:
         # None until the server shows whether it honours `n`; detected, never assumed.
         self.supports_n: bool | None = None
 
-    async def chat(self, messages: list[dict], n: int = 1, max_tokens: int = 160, temperature: float = 0.7) -> ChatResult:
+    async def chat(self, messages: list[dict], n: int = 1, max_tokens: int = 160, temperature: float = 0.7,
+                   stop: list[str] | None = None) -> ChatResult:
         """All `n` completions at once."""
         result = ChatResult(texts=[], model=self.model)
-        async with aclosing(self.chat_each(messages, n, max_tokens, temperature)) as parts:
+        async with aclosing(self.chat_each(messages, n, max_tokens, temperature, stop)) as parts:
             async for part in parts:
                 result.merge(part)
         return result
 
     async def chat_each(self, messages: list[dict], n: int = 1, max_tokens: int = 160,
-                        temperature: float = 0.7) -> AsyncIterator[ChatResult]:
+                        temperature: float = 0.7, stop: list[str] | None = None) -> AsyncIterator[ChatResult]:
         """The `n` completions as they arrive: one result when the server honours `n`, else one per
         call in the order they finish, so a caller can guard and stream the first draft while the
         model is still writing the next (llama.cpp serves one request at a time)."""
@@ -69,7 +71,7 @@ class LLMClient:
         if n > 1 and self.supports_n is not False:
             first = ChatResult(texts=[], model=self.model)
             try:
-                await self._call(messages, n, max_tokens, temperature, first)
+                await self._call(messages, n, max_tokens, temperature, first, stop)
             except openai.BadRequestError as exc:
                 # llama.cpp's own server answers 400 to n>1; treat it as "no n support".
                 log.info("endpoint rejected n=%d (%s); falling back to one call per draft", n, exc.message)
@@ -83,7 +85,7 @@ class LLMClient:
                 yield first
         if missing <= 0:
             return
-        calls = [asyncio.ensure_future(self._one(messages, max_tokens, temperature)) for _ in range(missing)]
+        calls = [asyncio.ensure_future(self._one(messages, max_tokens, temperature, stop)) for _ in range(missing)]
         try:
             for finished in asyncio.as_completed(calls):
                 yield await finished
@@ -91,13 +93,19 @@ class LLMClient:
             for call in calls:
                 call.cancel()
 
-    async def _one(self, messages: list[dict], max_tokens: int, temperature: float) -> ChatResult:
+    async def _one(self, messages: list[dict], max_tokens: int, temperature: float, stop: list[str] | None) -> ChatResult:
         result = ChatResult(texts=[], model=self.model)
-        await self._call(messages, 1, max_tokens, temperature, result)
+        await self._call(messages, 1, max_tokens, temperature, result, stop)
         return result
 
-    async def _call(self, messages: list[dict], n: int, max_tokens: int, temperature: float, result: ChatResult) -> None:
-        body = {"model": self.model, "messages": messages, "n": n, "max_tokens": max_tokens, "temperature": temperature}
+    async def _call(self, messages: list[dict], n: int, max_tokens: int, temperature: float, result: ChatResult,
+                    stop: list[str] | None = None) -> None:
+        # a seed of our own for every call: llama_cpp.server restores the sampler's seed with a cached prompt
+        # state, so the same prompt drew the same "random" draft on every call (n=3 gave one draft three times)
+        body = {"model": self.model, "messages": messages, "n": n, "max_tokens": max_tokens, "temperature": temperature,
+                "seed": secrets.randbelow(2**31)}
+        if stop:
+            body["stop"] = stop
         try:
             # The client's generic post (auth, retries with backoff, timeouts, typed errors) without its
             # request transform and response models: those cost ~1.8 ms CPU per call, measured, on a

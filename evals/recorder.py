@@ -50,24 +50,28 @@ class RecordingLLM:
         """Call before each case (and repeat): occurrences are counted within one case."""
         self.salt, self.asked = salt, {}
 
-    def key(self, messages: list[dict], n: int, max_tokens: int, temperature: float, occurrence: int = 1) -> str:
+    def key(self, messages: list[dict], n: int, max_tokens: int, temperature: float, occurrence: int = 1,
+            stop: list[str] | None = None) -> str:
         fields = {"model": self.model, "messages": messages, "n": n, "max_tokens": max_tokens,
                   "temperature": temperature, "repeat": self.salt}
+        if stop:  # only when asked for: requests without one keep their keys
+            fields["stop"] = stop
         if occurrence > 1:  # the first keeps the key it always had, so earlier recordings still replay
             fields["occurrence"] = occurrence
         blob = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
-    async def chat(self, messages: list[dict], n: int = 1, max_tokens: int = 160, temperature: float = 0.7) -> ChatResult:
-        first = self.key(messages, n, max_tokens, temperature)
+    async def chat(self, messages: list[dict], n: int = 1, max_tokens: int = 160, temperature: float = 0.7,
+                   stop: list[str] | None = None) -> ChatResult:
+        first = self.key(messages, n, max_tokens, temperature, stop=stop)
         occurrence = self.asked[first] = self.asked.get(first, 0) + 1
-        key = first if occurrence == 1 else self.key(messages, n, max_tokens, temperature, occurrence)
+        key = first if occurrence == 1 else self.key(messages, n, max_tokens, temperature, occurrence, stop)
         if self.mode != "record" and key in self.entries:
             self.hits += 1
             return ChatResult(**self.entries[key])
         if self.mode == "replay" or self.inner is None:
             raise ReplayMiss(f"no recorded response for this request in {self.path} (run with --llm auto to record it)")
-        result = await self.inner.chat(messages, n=n, max_tokens=max_tokens, temperature=temperature)
+        result = await self.inner.chat(messages, n=n, max_tokens=max_tokens, temperature=temperature, stop=stop)
         self.misses += 1
         self.entries[key] = asdict(result)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,10 +80,10 @@ class RecordingLLM:
         return result
 
     async def chat_each(self, messages: list[dict], n: int = 1, max_tokens: int = 160,
-                        temperature: float = 0.7) -> AsyncIterator[ChatResult]:
+                        temperature: float = 0.7, stop: list[str] | None = None) -> AsyncIterator[ChatResult]:
         """The pipeline's streaming entry point: a recording holds all `n` drafts of a request as one
         response, so they come back together (the key, and so the recordings, stay the same)."""
-        yield await self.chat(messages, n=n, max_tokens=max_tokens, temperature=temperature)
+        yield await self.chat(messages, n=n, max_tokens=max_tokens, temperature=temperature, stop=stop)
 
     async def close(self) -> None:
         if self.inner is not None:

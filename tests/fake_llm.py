@@ -63,7 +63,7 @@ class FakeLLM:
             n = step.choices if step.choices is not None else int(body.get("n") or 1)
             content = step.reply(body) if callable(step.reply) else step.content
             contents = content if isinstance(content, list) else [content] * n
-            choices = [{"index": i, "finish_reason": step.finish_reason, "message": {"role": "assistant", "content": contents[i % len(contents)]}}
+            choices = [{"index": i, **_stopped(contents[i % len(contents)], step.finish_reason, body.get("stop"))}
                        for i in range(n)]
             return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "fake"), "choices": choices,
@@ -71,6 +71,15 @@ class FakeLLM:
                               "total_tokens": step.prompt_tokens + step.completion_tokens * n}}
 
         return app
+
+
+def _stopped(content: str | None, finish_reason: str, stop: str | list[str] | None) -> dict:
+    """As OpenAI-compatible servers do: the text ends before the first stop sequence, which is not returned."""
+    stops = [stop] if isinstance(stop, str) else stop or []
+    cuts = [content.index(s) for s in stops if isinstance(content, str) and s in content]
+    if cuts:
+        content, finish_reason = content[:min(cuts)], "stop"
+    return {"finish_reason": finish_reason, "message": {"role": "assistant", "content": content}}
 
 
 class BrokenLLM:
