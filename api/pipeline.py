@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from api.errors import APIError
 from api.fallbacks import brand_reply, due_now, holding, holding_response, no_reply, private_part
 from api.llm import LLMClient, LLMUnavailable
-from api.prompting import budget, render, retrieve
+from api.prompting import budget, instructions, render, retrieve
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
 from api.settings import Settings
 from guardrails import CheckContext, Finding, check, is_blocking
@@ -116,7 +116,6 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
 
     # budget: best first, whole items only; render
     faqs, voice = budget(template, faqs, voice)
-    asked = prompt_parts(plan)
     messages = render(template, req, triage, plan, faqs, voice)
     timer.lap("render")
 
@@ -125,8 +124,7 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
     deadline = time.monotonic() + svc.settings.suggest_deadline
     shape = partial(_shape, plan=plan, language=triage.language)
     # the prompt's own words, minus the facts and the customer's: a part that reads them back is not an answer
-    scaffold = "\n".join([messages[0]["content"], *(p["instruction"] for p in asked),
-                          f"This is a serious matter ({', '.join(triage.categories)}): no jokes, no emoji."])
+    scaffold = instructions(template, req, triage, plan)
     # a draft reciting the system prompt is blocked (prompt injection); not the part instructions: they are
     # worded like replies ("send us a direct message so we can look into it")
     context = context.model_copy(update={"prompt": messages[0]["content"]})
@@ -143,6 +141,9 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
     model = svc.llm.model
     max_tokens = min(params.max_tokens or svc.settings.llm_max_tokens, svc.settings.llm_max_tokens)
     temperature = params.temperature if params.temperature is not None else svc.settings.llm_temperature
+    # the first part's label again means the model has begun the reply over (the first of a repeated part
+    # counts): measured, 38 of 189 recorded drafts went on that way, up to max_tokens
+    stop = [f"\n{prompt_parts(plan)[0]['label']}:"]
     async def keep(outcome: Draft | BlockedDraft) -> None:
         if (kept := _keep(outcome, drafts, blocked)) is not None:
             kept.citations = cite(kept.text, faqs)  # respond: the FAQs this draft actually draws on
@@ -155,7 +156,7 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
         to_reask: list[tuple[str, str, list[Finding]]] = []
         try:
             # each completion is guarded as it arrives, so the first draft can go out while the next is written
-            completions = svc.llm.chat_each(messages, n=req.n, max_tokens=max_tokens, temperature=temperature)
+            completions = svc.llm.chat_each(messages, n=req.n, max_tokens=max_tokens, temperature=temperature, stop=stop)
             async with asyncio.timeout(_left(deadline)), aclosing(completions):
                 async for result in completions:
                     timer.lap("generate")

@@ -63,3 +63,11 @@ def render(template: templates.PromptTemplate, req: SuggestRequest, triage: Tria
         "tone": req.tone, "max_chars": limit_for(req.channel), "parts": prompt_parts(plan),
         "escalated_to": (triage.escalate_to or "").replace("_", " ") if plan.mode == "escalate" else None,
     })
+
+
+def instructions(template: templates.PromptTemplate, req: SuggestRequest, triage: Triage, plan: Plan) -> str:
+    """The prompt's own wording: the template rendered for this request with no customer words,
+    conversation or facts. Whatever a template says ("One short apology, once.", "This is a serious
+    matter (media_risk)"), a draft that reads it back is not answering."""
+    bare = req.model_copy(update={"message": "", "history": [], "customer_name": None})
+    return "\n".join(m["content"] for m in render(template, bare, triage, plan, [], []))

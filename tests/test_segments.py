@@ -252,3 +252,27 @@ def test_an_apology_turned_around_onto_the_customer_is_not_ours(client, fake_llm
     draft = suggest(client, n=1).json()["drafts"][0]
     apology = draft["segments"][1]
     assert (apology["kind"], apology["source"]) == ("apologise", "brand") and "You're sorry" not in draft["text"]
+
+
+def test_the_model_is_stopped_when_it_begins_the_reply_over(client, fake_llm):
+    """A small model that has written every part often starts again at the first label and runs to
+    max_tokens; the first of a repeated part counts anyway, so tactful asks the server to stop there."""
+    again = "\nRESPOND: I'm sorry, but I can't assist with that.\nAPOLOGISE: I apologize."
+    fake_llm.reset(Step(content="RESPOND: That your parcel came broken is awful.\nAPOLOGISE: We're sorry.\n"
+                                "RESOLVE: Please send us a DM so we can fix it." + again * 3))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert fake_llm.requests[0]["stop"] == ["\nRESPOND:"]
+    assert [(s["kind"], s["source"]) for s in draft["segments"]] == [("respond", "model"), ("apologise", "model"),
+                                                                     ("resolve", "model")]
+    fake_llm.reset(Step(content="THANK: Thank you, that made our day!"))
+    suggest(client, n=1, message="Loved the new linen bedding, softest thing ever, thank you acme!")
+    assert fake_llm.requests[0]["stop"] == ["\nTHANK:"]
+
+
+def test_a_sentence_of_the_prompts_own_wording_is_taken_out_whatever_the_template_says(client, fake_llm):
+    fake_llm.reset(Step(content="RESPOND: This is a serious matter (product_failure, repeated_contact): no jokes, no emoji. "
+                                "That your parcel came broken is awful.\nAPOLOGISE: We're sorry.\n"
+                                "RESOLVE: Please send us a DM so we can fix it."))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert "product_failure" in fake_llm.requests[0]["messages"][1]["content"]  # what it read back
+    assert draft["segments"][0] == {"kind": "respond", "text": "That your parcel came broken is awful.", "source": "model"}
