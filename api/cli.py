@@ -61,13 +61,13 @@ def ingest(path: Path = typer.Argument(..., help="A knowledge file or a folder (
            prune: bool = typer.Option(False, "--prune", help="Also remove documents whose file is no longer in PATH.")) -> None:
     """Load voice guides and FAQs into a brand's knowledge base. Unchanged documents are not rewritten."""
     from api.settings import get_settings
-    from knowledge.documents import brand_ok
+    from knowledge.documents import BRAND_RULE, brand_ok
     from knowledge.ingest import collect, ingest as run_ingest
     from knowledge.store import KnowledgeStore
     from prompts.tokens import seed_tiktoken_cache
 
     if not brand_ok(brand):
-        console.print("[red]error:[/] --brand must be 2-63 lowercase letters, digits, '-' or '_'")
+        console.print(f"[red]error:[/] --brand must be {BRAND_RULE}")
         raise typer.Exit(2)
     settings = get_settings()
     seed_tiktoken_cache(settings.data_dir / "tiktoken")

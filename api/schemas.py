@@ -9,9 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guardrails.finding import Finding
 from guardrails.triage import Triage
+from knowledge.documents import BRAND_RE, BRAND_RULE
 from prompts.segments import Segment
 
-BRAND_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,62}$"  # knowledge.documents.BRAND_RE, in the schema so clients see it
+BRAND_PATTERN = BRAND_RE.pattern  # in the schema so clients see it
+# "has some text": one character that is not whitespace. Spelled out because JSON Schema's (ECMA) and
+# pydantic's \s leave out U+001C-U+001F, which Python's str.strip() removes: a message of those alone
+# passed the schema and was then refused (found by schemathesis).
+TEXT_PATTERN = r"[^\s\u001c-\u001f]"
 HoldingReason = Literal["llm_unavailable", "llm_slow", "response_target", "no_knowledge", "all_blocked"]
 Channel = Literal["twitter", "x", "instagram", "facebook", "email", "chat", "sms", "whatsapp", "other"]
 
@@ -25,8 +30,8 @@ class Turn(BaseModel):
 class SuggestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    brand: str = Field(pattern=BRAND_PATTERN, examples=["acme"], description="2-63 lowercase letters, digits, '-' or '_'.")
-    message: str = Field(min_length=1, max_length=4000, pattern=r"\S", description="The customer's message, as they wrote it.",
+    brand: str = Field(pattern=BRAND_PATTERN, examples=["acme"], description=BRAND_RULE + ".")
+    message: str = Field(min_length=1, max_length=4000, pattern=TEXT_PATTERN, description="The customer's message, as they wrote it.",
                          examples=["My order arrived broken and nobody answers my emails. This is the third time!"])
     channel: Channel = "twitter"
     visibility: Literal["public", "private"] = "public"

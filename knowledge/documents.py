@@ -14,7 +14,9 @@ from prompts.tokens import count_tokens
 MAX_CHUNK_TOKENS = 300
 MAX_DOCUMENT_CHARS = 200_000
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-BRAND_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
+# the brand is part of a Chroma collection name, which must end with a letter or digit ("shop_" was a 503)
+BRAND_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,61}[a-z0-9]$")
+BRAND_RULE = "2-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"
 
 
 class Document(BaseModel):

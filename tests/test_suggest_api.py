@@ -99,6 +99,9 @@ def test_falls_back_to_n_calls_when_server_ignores_n(tactful, settings, fake_llm
     assert len(result.texts) == 3 and result.calls == 3
     assert llm.supports_n is False
     assert [r["n"] for r in fake_llm.requests] == [3, 1, 1]
+    # each call its own seed: llama_cpp.server restores a cached prompt's seed, so without one the
+    # three calls for the same prompt drew the same draft
+    assert len({r["seed"] for r in fake_llm.requests}) == 3
 
 
 def test_falls_back_when_server_rejects_n(fake_llm):
@@ -155,6 +158,7 @@ def test_llm_down_gives_503(settings, store):
 @pytest.mark.parametrize("patch,field,status", [
     ({"message": ""}, "message", 422),
     ({"message": "   "}, "message", 422),
+    ({"message": "\x1c\x1f \x1d"}, "message", 422),  # separators: whitespace to Python, not to JSON Schema's \s
     ({"message": "x" * 100_000}, "message", 422),
     ({"brand": "nobody"}, "brand", 404),
     ({"brand": "../etc"}, "brand", 422),

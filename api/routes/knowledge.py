@@ -10,10 +10,10 @@ from api.auth import Principal, authorize
 from api.deps import get_services
 from api.pipeline import Services
 from api.errors import APIError
-from api.schemas import BRAND_PATTERN, ErrorResponse
-from knowledge.documents import ID_RE, MAX_DOCUMENT_CHARS, Document, brand_ok
+from api.schemas import BRAND_PATTERN, TEXT_PATTERN, ErrorResponse
+from knowledge.documents import BRAND_RULE, ID_RE, MAX_DOCUMENT_CHARS, Document, brand_ok
 
-Brand = Annotated[str, Path(pattern=BRAND_PATTERN, description="2-63 lowercase letters, digits, '-' or '_'.")]
+Brand = Annotated[str, Path(pattern=BRAND_PATTERN, description=BRAND_RULE + ".")]
 router = APIRouter(tags=["knowledge"], responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
 
 
@@ -61,10 +61,10 @@ class DocumentIn(BaseModel):
         {"anyOf": [{"required": ["text"]}, {"required": ["answer"]}]}]})
     id: str = Field(pattern=ID_RE.pattern, examples=["faq-gift-cards"])
     kind: Literal["faq", "voice"] = "faq"
-    title: str | None = Field(None, max_length=500, pattern=r"\S")
-    text: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS, pattern=r"\S")
-    question: str | None = Field(None, max_length=500, pattern=r"\S", description="FAQ question (instead of title).")
-    answer: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS, pattern=r"\S", description="FAQ answer (instead of text).")
+    title: str | None = Field(None, max_length=500, pattern=TEXT_PATTERN)
+    text: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS, pattern=TEXT_PATTERN)
+    question: str | None = Field(None, max_length=500, pattern=TEXT_PATTERN, description="FAQ question (instead of title).")
+    answer: str | None = Field(None, max_length=MAX_DOCUMENT_CHARS, pattern=TEXT_PATTERN, description="FAQ answer (instead of text).")
     language: str = Field("en", min_length=2, max_length=8)
     url: str | None = Field(None, max_length=2000)
     tags: list[str] = Field(default_factory=list, max_length=50)
@@ -104,7 +104,7 @@ async def write_documents(brand: Brand, body: DocumentsIn, svc: Services = Depen
                           caller: Principal = Depends(authorize("knowledge:write"))) -> DocumentsWritten:
     caller.require_brand(brand)
     if not brand_ok(brand):
-        raise APIError(422, "invalid_brand", "brand names are 2-63 lowercase letters, digits, '-' or '_'", "brand")
+        raise APIError(422, "invalid_brand", f"brand names are {BRAND_RULE}", "brand")
     ids = [d.id for d in body.documents]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)

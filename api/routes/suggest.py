@@ -11,7 +11,7 @@ from api.errors import APIError
 from api.pipeline import Services, suggest
 from api.schemas import ErrorResponse, SuggestRequest, SuggestResponse
 from api.streaming import MEDIA_TYPE, stream_suggestion, wants_stream
-from knowledge.documents import brand_ok
+from knowledge.documents import BRAND_RULE, brand_ok
 
 router = APIRouter(tags=["suggest"])
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 422, 503)}
@@ -22,7 +22,7 @@ async def _suggest(body: SuggestRequest, request: Request, background: Backgroun
     if not body.message.strip():
         raise APIError(422, "invalid_request", "'message' must contain text, not only whitespace", "message")
     if not brand_ok(body.brand):
-        raise APIError(422, "invalid_request", "'brand' must be 2-63 lowercase letters, digits, '-' or '_'", "brand")
+        raise APIError(422, "invalid_request", f"'brand' must be {BRAND_RULE}", "brand")
     caller.require_brand(body.brand)
     if wants_stream(request):
         return await stream_suggestion(body, svc, request, lambda result: _after(request, body, result))
