@@ -280,7 +280,7 @@ def prompts_render(name: str,
     except PromptError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2)
-    except ValueError as exc:  # a request /v1/suggest would refuse, or a --vars file that is not JSON
+    except (ValueError, OSError) as exc:  # a request /v1/suggest would refuse, a --vars file missing or not JSON
         console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2)
     print(json.dumps(rendered, indent=2, ensure_ascii=False))

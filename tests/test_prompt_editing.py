@@ -124,6 +124,7 @@ def test_prompts_render_message_shows_exactly_what_the_llm_gets(settings, client
     (["suggest", "--message", "hello", "--channel", "pigeon"], "--channel"),
     (["repair", "--message", "hello"], "--vars"),
     (["suggest"], "--message"),
+    (["suggest", "--vars", "/nonexistent/vars.json"], "No such file"),
 ])
 def test_prompts_render_says_what_is_wrong(settings, store, args, says):
     code, err = _render(settings, *args)
