@@ -10,11 +10,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.llm import LLMUnavailable
-from api.schemas import ErrorResponse
+from api.schemas import BRAND_PATTERN, TEXT_PATTERN, ErrorResponse
+from knowledge.documents import BRAND_RULE
 from knowledge.store import StoreUnavailable, UnknownBrand
 from prompts.templates import PromptError, PromptNotFound
 
 log = logging.getLogger("tactful.errors")
+# the schema's text rules in words: a regular expression tells a client nothing it can act on
+_PATTERNS = {BRAND_PATTERN: f"must be {BRAND_RULE}", TEXT_PATTERN: "must contain text, not only whitespace"}
 
 
 class APIError(Exception):
@@ -60,6 +63,8 @@ def _explain(err: dict) -> str:
         return f"must be one of {ctx.get('expected')}"
     if kind == "json_invalid":
         return f"the body is not valid JSON ({ctx.get('error', 'parse error')}); send application/json"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in _PATTERNS:
+        return _PATTERNS[ctx["pattern"]]
     if kind == "too_long":
         return f"has too many items: at most {ctx.get('max_length')}"
     return f"{err['msg'].rstrip('.')}; see /docs for the request schema"

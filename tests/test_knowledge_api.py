@@ -67,4 +67,5 @@ def test_bad_brand_names(client, name):
     # "shop_" passed the old pattern, then Chroma refused the collection name: a 503 (found by schemathesis)
     r = client.post(f"/v1/brands/{name}/documents", json={"documents": [FAQ]})
     assert r.status_code == 422 and r.json()["error"]["field"] == "brand", r.text
+    assert "ending with a letter or digit" in r.json()["error"]["message"]
     assert client.delete("/v1/brands/no-such-brand/documents/x").status_code == 404

@@ -178,6 +178,16 @@ def test_bad_requests_get_4xx_json_naming_the_field(client, fake_llm, patch, fie
     error = r.json()["error"]
     assert error["field"] == field and error["message"] and error["code"]
     assert "Traceback" not in r.text
+
+
+@pytest.mark.parametrize("patch, says", [
+    ({"message": "   "}, "'message' must contain text, not only whitespace"),
+    ({"message": "\x1c\x1f \x1d"}, "'message' must contain text, not only whitespace"),
+    ({"brand": "shop_"}, "'brand' must be 2-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"),
+])
+def test_a_broken_text_rule_is_explained_in_words_not_as_a_regex(client, fake_llm, patch, says):
+    r = suggest(client, **patch)
+    assert r.status_code == 422 and r.json()["error"]["message"] == says
     assert fake_llm.requests == [], "a bad request must not reach the LLM"
 
 

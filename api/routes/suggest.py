@@ -7,11 +7,9 @@ from api.auth import Principal, authorize
 from api.logs import suggestion_line
 from api.metrics import observe_suggestion
 from api.deps import get_services
-from api.errors import APIError
 from api.pipeline import Services, suggest
 from api.schemas import ErrorResponse, SuggestRequest, SuggestResponse
 from api.streaming import MEDIA_TYPE, stream_suggestion, wants_stream
-from knowledge.documents import BRAND_RULE, brand_ok
 
 router = APIRouter(tags=["suggest"])
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 422, 503)}
@@ -19,10 +17,6 @@ _ERRORS = {status: {"model": ErrorResponse} for status in (400, 404, 422, 503)}
 
 async def _suggest(body: SuggestRequest, request: Request, background: BackgroundTasks,
                    svc: Services = Depends(get_services), caller: Principal = Depends(authorize("suggest"))) -> Response:
-    if not body.message.strip():
-        raise APIError(422, "invalid_request", "'message' must contain text, not only whitespace", "message")
-    if not brand_ok(body.brand):
-        raise APIError(422, "invalid_request", f"'brand' must be {BRAND_RULE}", "brand")
     caller.require_brand(body.brand)
     if wants_stream(request):
         return await stream_suggestion(body, svc, request, lambda result: _after(request, body, result))
