@@ -230,7 +230,7 @@ def without_read_back(text: str, questions: str, scaffold: str = "") -> str:
     asked = f" {_word_string(questions)} "
     whole = _title_sentences(questions)
     told = f" {_word_string(scaffold)} "
-    labels = set(_LABEL_WORD.findall(scaffold))
+    labels = _label_words(scaffold)
     sentences = _SENTENCE.findall(text)
 
     def read_back(sentence: str) -> bool:
@@ -245,6 +245,11 @@ def without_read_back(text: str, questions: str, scaffold: str = "") -> str:
         return text
     # sentences not found whole (stray punctuation): drop the part rather than guess where they end
     return "".join(kept).strip() if "".join(sentences) == text else ""
+
+
+@lru_cache(maxsize=32)  # one request's scaffold is read for every part of every draft
+def _label_words(scaffold: str) -> frozenset[str]:
+    return frozenset(_LABEL_WORD.findall(scaffold))
 
 
 @lru_cache(maxsize=32)
