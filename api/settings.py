@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(15, description="Retry-After sent with a 503 when the LLM is down.")
 
     # The embedded model, used only when llm_base_url is unset.
-    local_model: str = Field("qwen2.5-coder-0.5b", description="Embedded model: qwen2.5-coder-0.5b or smollm2-135m.")
+    local_model: str = Field("qwen2.5-coder-0.5b-q4_0", description="Embedded model: qwen2.5-coder-0.5b-q4_0, qwen2.5-coder-0.5b (the file as shipped) or smollm2-135m.")
     local_llm_port: int = Field(8088, description="Loopback port of the embedded llama.cpp server.")
     local_llm_threads: int = Field(2, description="CPU threads for the embedded model.")
     local_llm_ctx: int = Field(2048, description="Context window of the embedded model.")

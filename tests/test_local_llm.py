@@ -12,7 +12,7 @@ from api.local_llm import LocalLLMError, LocalLLMServer, LocalModel, resolve_mod
 
 
 def test_unknown_model_name_lists_the_choices(tmp_path):
-    with pytest.raises(LocalLLMError, match="qwen2.5-coder-0.5b, smollm2-135m"):
+    with pytest.raises(LocalLLMError, match="qwen2.5-coder-0.5b, qwen2.5-coder-0.5b-q4_0, smollm2-135m"):
         resolve_model("gpt-5", tmp_path)
 
 
@@ -62,9 +62,52 @@ def test_corrupt_chunks_leave_no_model_behind(tmp_path, monkeypatch):
     assert not target.exists() and not target.with_suffix(".partial").exists()
 
 
+def _derived(tmp_path, monkeypatch, quantize_exit: int = 0) -> tuple[LocalModel, list]:
+    """A chunked source model and a model re-quantized from it, with llama.cpp's quantizer and the
+    GGUF reader replaced by stand-ins that count their calls."""
+    payload = b"GGUF" + bytes(range(40))
+    source = _chunked(tmp_path, monkeypatch, payload, hashlib.sha256(payload).hexdigest())
+    derived = LocalModel(name="t-q4_0", description="", packages=source.packages, filename="t-q4_0.gguf",
+                         architecture="x", size=30, derived_from="t", file_type=2)
+    monkeypatch.setitem(local_llm.MODELS, "t", source)
+    monkeypatch.setitem(local_llm.MODELS, "t-q4_0", derived)
+    calls = []
+
+    def quantize(cmd, **kw):
+        calls.append("quantize")
+        if quantize_exit == 0:
+            local_llm.Path(cmd[4]).write_bytes(b"GGUF" + bytes(26))
+        return local_llm.subprocess.CompletedProcess(cmd, quantize_exit)
+
+    monkeypatch.setattr(local_llm.subprocess, "run", quantize)
+    monkeypatch.setattr(local_llm, "gguf_metadata", lambda path: calls.append("read") or ("x", 2))
+    return derived, calls
+
+
+def test_a_requantized_model_is_built_once_then_trusted_from_its_marker(tmp_path, monkeypatch):
+    _, calls = _derived(tmp_path, monkeypatch)
+    models = tmp_path / "models"
+    path = resolve_model("t-q4_0", models)
+    assert path == models / "t-q4_0.gguf" and path.stat().st_size == 30
+    assert calls == ["read", "quantize", "read"]  # the source's join checked, then the derived file
+    assert resolve_model("t-q4_0", models) == path and calls == ["read", "quantize", "read"]  # no 8 s re-read
+    path.write_bytes(b"GGUF")  # truncated: the marker no longer vouches for it
+    resolve_model("t-q4_0", models)
+    assert calls[3:] == ["quantize", "read"] and path.stat().st_size == 30
+
+
+def test_a_failed_requantize_leaves_no_model_and_names_the_fallback(tmp_path, monkeypatch):
+    _, calls = _derived(tmp_path, monkeypatch, quantize_exit=1)
+    models = tmp_path / "models"
+    with pytest.raises(LocalLLMError, match="TACTFUL_LOCAL_MODEL=t to use the original"):
+        resolve_model("t-q4_0", models)
+    assert not (models / "t-q4_0.gguf").exists() and not (models / "t-q4_0.partial").exists()
+    assert not (models / "t-q4_0.verified").exists()
+
+
 def test_shipped_smollm2_is_a_llama_gguf(tmp_path):
     path = resolve_model("smollm2-135m", tmp_path)
-    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and local_llm.gguf_architecture(path) == "llama"
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and local_llm.gguf_metadata(path)[0] == "llama"
 
 
 def test_server_runs_without_logits_all_and_with_the_prefix_cache(tmp_path, monkeypatch):
