@@ -142,8 +142,10 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
     max_tokens = min(params.max_tokens or svc.settings.llm_max_tokens, svc.settings.llm_max_tokens)
     temperature = params.temperature if params.temperature is not None else svc.settings.llm_temperature
     # the first part's label again means the model has begun the reply over (the first of a repeated part
-    # counts): measured, 38 of 189 recorded drafts went on that way, up to max_tokens
-    stop = [f"\n{prompt_parts(plan)[0]['label']}:"]
+    # counts): measured, 38 of 189 recorded drafts went on that way, up to max_tokens. The template's own
+    # stops (its fence around the customer's words) end an echo of the prompt: 18 of 220 calls, 7 % of the
+    # tokens written in a fresh eval run
+    stop = [f"\n{prompt_parts(plan)[0]['label']}:", *params.stop]
     async def keep(outcome: Draft | BlockedDraft) -> None:
         if (kept := _keep(outcome, drafts, blocked)) is not None:
             kept.citations = cite(kept.text, faqs)  # respond: the FAQs this draft actually draws on
@@ -295,7 +297,7 @@ async def reask(svc: Services, variables: dict, raw: str, text: str, findings: l
         try:
             result = await asyncio.wait_for(svc.llm.chat(
                 messages, n=1, max_tokens=min(template.params.max_tokens or 120, svc.settings.llm_max_tokens),
-                temperature=template.params.temperature or 0.3), _left(deadline))
+                temperature=template.params.temperature or 0.3, stop=template.params.stop or None), _left(deadline))
         except (LLMUnavailable, asyncio.TimeoutError):
             return attempts  # the original stays blocked; the other drafts of this request still count
         usage.add(result)

@@ -59,10 +59,21 @@ def render(template: templates.PromptTemplate, req: SuggestRequest, triage: Tria
         "language_name": language_name(triage.language), "serious": triage.serious, "categories": triage.categories,
         "voice": voice, "faqs": faqs,
         "history": [t.model_dump() for t in fit_recent(req.history, template.history_budget, lambda t: t.text)],
-        "customer_name": req.customer_name, "message": req.message, "max_words": template.params.max_words,
+        "customer_name": req.customer_name, "message": req.message, "max_words": max_words(template, req.channel),
         "tone": req.tone, "max_chars": limit_for(req.channel), "parts": prompt_parts(plan),
         "escalated_to": (triage.escalate_to or "").replace("_", " ") if plan.mode == "escalate" else None,
     })
+
+
+CHARS_PER_WORD = 6  # a word and its space in en/id/ro, rounded up
+
+
+def max_words(template: templates.PromptTemplate, channel: str | None) -> int:
+    """The template's word limit, or fewer when the channel holds fewer: "at most 60 words and 280
+    characters" asked for more than a tweet holds, and what the model wrote past the limit was paid
+    for, then cut (about 46 words fit in 280 characters)."""
+    limit = limit_for(channel)
+    return min(template.params.max_words, limit // CHARS_PER_WORD) if limit else template.params.max_words
 
 
 def instructions(template: templates.PromptTemplate, req: SuggestRequest, triage: Triage, plan: Plan) -> str:

@@ -57,6 +57,10 @@ class PromptParams(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = None
     max_words: int = 60
+    # text of the template's own that a reply never contains, such as the fence around the customer's
+    # words: a model that writes it is reading the prompt back, and everything after is paid-for waste.
+    # At most 3: OpenAI takes 4 stop sequences and the suggest pipeline adds one.
+    stop: list[str] = Field(default_factory=list, max_length=3)
 
 
 class PromptTemplate(BaseModel):

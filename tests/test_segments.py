@@ -261,12 +261,35 @@ def test_the_model_is_stopped_when_it_begins_the_reply_over(client, fake_llm):
     fake_llm.reset(Step(content="RESPOND: That your parcel came broken is awful.\nAPOLOGISE: We're sorry.\n"
                                 "RESOLVE: Please send us a DM so we can fix it." + again * 3))
     draft = suggest(client, n=1).json()["drafts"][0]
-    assert fake_llm.requests[0]["stop"] == ["\nRESPOND:"]
+    assert fake_llm.requests[0]["stop"] == ["\nRESPOND:", '"""']
     assert [(s["kind"], s["source"]) for s in draft["segments"]] == [("respond", "model"), ("apologise", "model"),
                                                                      ("resolve", "model")]
     fake_llm.reset(Step(content="THANK: Thank you, that made our day!"))
     suggest(client, n=1, message="Loved the new linen bedding, softest thing ever, thank you acme!")
-    assert fake_llm.requests[0]["stop"] == ["\nTHANK:"]
+    assert fake_llm.requests[0]["stop"] == ["\nTHANK:", '"""']
+
+
+def test_the_model_is_stopped_when_it_writes_the_prompts_fence_back(client, fake_llm):
+    """The customer's words are fenced in the prompt; a model that writes the fence is echoing the
+    prompt, and the echo is cut at the server, not paid for and then filtered."""
+    echo = '\n"""\nMy order arrived broken and nobody answers my emails.\n"""\n'
+    fake_llm.reset(Step(content="RESPOND: That your parcel came broken is awful.\nAPOLOGISE: We're sorry.\n"
+                                "RESOLVE: Please send us a DM so we can fix it." + echo * 4))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert '"""' in fake_llm.requests[0]["stop"]
+    assert '"""' not in draft["text"] and "nobody answers" not in draft["text"]
+    assert [(s["kind"], s["source"]) for s in draft["segments"]] == [("respond", "model"), ("apologise", "model"),
+                                                                     ("resolve", "model")]
+
+
+def test_the_word_limit_asked_for_fits_the_channel(client, fake_llm):
+    """60 words do not fit in a tweet: the prompt asks for what 280 characters hold."""
+    fake_llm.reset(Step(content="RESPOND: That your parcel came broken is awful.\nAPOLOGISE: We're sorry.\n"
+                                "RESOLVE: Please send us a DM so we can fix it."))
+    suggest(client, n=1)
+    suggest(client, n=1, channel="email", visibility="private")
+    tweet, email = (r["messages"][1]["content"] for r in fake_llm.requests)
+    assert "At most 46 words and 280 characters" in tweet and "At most 60 words." in email
 
 
 def test_a_sentence_of_the_prompts_own_wording_is_taken_out_whatever_the_template_says(client, fake_llm):
