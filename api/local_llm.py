@@ -55,9 +55,10 @@ MODELS: dict[str, LocalModel] = {
     ),
     # The joined file is mostly Q5_0/Q6_K/Q8_0 (K-quants fall back: 896 columns is not a multiple of
     # 256), and llama.cpp's CPU backend cannot repack those into its AVX2 8x8 layout; Q4_0 it can.
-    # Measured on 2 cores, the same 12 golden prompts (benchmarks/local_models.py has the replies):
-    # prefill 132 -> 191 tokens/s, writing 40.7 -> 52.3 tokens/s, 79.8 -> 56.8 s in all. The output
-    # head stays Q8_0 (the quantizer's choice): it picks every token.
+    # Measured on 2 cores, the suggest prompts of 12 golden cases sent to both files one after the
+    # other: prefill 132 -> 191 tokens/s, writing 40.7 -> 52.3 tokens/s, 79.8 -> 56.8 s in all; the
+    # fresh eval run 15:19 -> see README. The output head stays Q8_0 (the quantizer's choice); Q4_0
+    # or Q5_0 there measured within noise.
     "qwen2.5-coder-0.5b-q4_0": LocalModel(
         name="qwen2.5-coder-0.5b-q4_0",
         description="Qwen2.5-Coder-0.5B-Instruct re-quantized to Q4_0 from the verified join (429 MB)",

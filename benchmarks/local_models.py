@@ -153,16 +153,36 @@ def summarise(run: dict) -> dict:
     }
 
 
+def _clean_share(s: dict) -> tuple[int, int]:
+    """Clean passing drafts out of every draft the model wrote (passed or blocked)."""
+    return s["drafts_clean"], s["drafts_passed"] + s["drafts_blocked"]
+
+
+def _clearly_better(a: dict, b: dict) -> bool:
+    """a's share of clean drafts beats b's beyond sampling noise (two-proportion z-test, one-sided
+    80 %: with 8 messages x 2-4 samples a 95 % test tells nothing apart, and one draft more or less
+    must not pick the default)."""
+    (ca, na), (cb, nb) = _clean_share(a), _clean_share(b)
+    if not na or not nb:
+        return na > 0
+    pooled = (ca + cb) / (na + nb)
+    se = (pooled * (1 - pooled) * (1 / na + 1 / nb)) ** 0.5
+    return se > 0 and (ca / na - cb / nb) / se > 0.84
+
+
 def recommend(summaries: list[dict]) -> str:
     usable = [s for s in summaries if s["requests_ok"]]
     if not usable:
         return "no model produced any response; see errors"
-    # more clean passing drafts first, then fewer blocks, then fewer over-long drafts; latency only breaks ties
-    best = max(usable, key=lambda s: (s["drafts_clean"], s["drafts_passed"], -(s["blocked_rate"] or 0),
-                                      -(s["share_passed_over_60_words"] or 0), -(s["mean_latency_s"] or 0)))
-    others = ", ".join(f"{s['model']} {s['drafts_clean']}/{s['drafts_passed']}" for s in usable if s is not best)
-    return (f"default should be {best['model']}: {best['drafts_clean']} clean of {best['drafts_passed']} passing drafts "
-            f"(blocked rate {best['blocked_rate']:.0%}, {best['mean_latency_s']:.1f}s per request) vs {others or 'nothing'}")
+    # quality decides when it differs beyond noise; among models of the same quality, the faster one
+    best = max(usable, key=lambda s: (_clean_share(s)[0] / max(_clean_share(s)[1], 1), -(s["mean_latency_s"] or 0)))
+    tied = [s for s in usable if s is best or not _clearly_better(best, s)]
+    pick = min(tied, key=lambda s: s["mean_latency_s"] or float("inf"))
+    why = ("the most clean drafts, beyond sampling noise" if len(tied) == 1 else
+           f"clean drafts within sampling noise of {', '.join(s['model'] for s in tied if s is not pick)}, and faster")
+    shares = ", ".join(f"{s['model']} {_clean_share(s)[0]}/{_clean_share(s)[1]} clean, {s['mean_latency_s']:.1f}s"
+                       for s in usable)
+    return f"default should be {pick['model']}: {why} ({shares})"
 
 
 def print_table(summaries: list[dict], args) -> None:
