@@ -215,7 +215,10 @@ SPEED_ARGS = ("--logits_all", "false", "--n_batch", "64", "--n_ubatch", "64",
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Nothing listens there. SO_REUSEADDR as the server itself binds (uvicorn does): connections
+    of a server that just stopped linger in TIME_WAIT for a minute and are no reason to refuse."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
             return True

@@ -34,6 +34,22 @@ def test_port_taken_is_reported(tmp_path, monkeypatch):
     assert server.proc is None
 
 
+def test_a_port_left_in_time_wait_by_a_stopped_server_is_free():
+    """Restarting tactful right after stopping it must not report the model's port as taken."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    assert not local_llm.port_is_free("127.0.0.1", port)  # listening: taken
+    accepted.close()  # the server side closes first, so its end of the connection sits in TIME_WAIT
+    listener.close()
+    client.close()
+    assert local_llm.port_is_free("127.0.0.1", port)
+
+
 def _chunked(tmp_path, monkeypatch, payload: bytes, sha: str) -> LocalModel:
     dirs = {}
     for i, piece in enumerate((payload[:10], payload[10:]), 1):
