@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import jinja2
 import yaml
@@ -60,7 +60,7 @@ class PromptParams(BaseModel):
     # text of the template's own that a reply never contains, such as the fence around the customer's
     # words: a model that writes it is reading the prompt back, and everything after is paid-for waste.
     # At most 3: OpenAI takes 4 stop sequences and the suggest pipeline adds one.
-    stop: list[str] = Field(default_factory=list, max_length=3)
+    stop: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list, max_length=3)
 
 
 class PromptTemplate(BaseModel):

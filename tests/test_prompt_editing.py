@@ -40,6 +40,16 @@ def test_an_edit_is_picked_up_and_a_broken_edit_keeps_the_last_good_version(tmp_
     assert templates.load("reply", tmp_path).version == "4" and templates.problem("reply", tmp_path) is None
 
 
+@pytest.mark.parametrize("stop, says", [("['']", "at least 1 character"),
+                                         ("['a', 'b', 'c', 'd']", "at most 3 items")])
+def test_a_stop_sequence_list_the_endpoints_would_refuse_is_rejected_with_why(tmp_path, stop, says):
+    """OpenAI takes at most 4 stop sequences and the pipeline adds one; an empty one would end every reply."""
+    (tmp_path / "reply.yaml").write_text(f"name: reply\nversion: '1'\ndescription: d\nparams:\n  stop: {stop}\n"
+                                         "system: s\nuser: u\n")
+    with pytest.raises(templates.PromptInvalid, match=says):
+        templates.load("reply", tmp_path)
+
+
 def test_a_new_file_that_is_broken_from_the_start_is_an_error(tmp_path):
     (tmp_path / "bad.yaml").write_text("name: bad\nversion: '1'\ndescription: d\nsystem: '{% if %}'\nuser: u\n")
     with pytest.raises(templates.PromptInvalid):
