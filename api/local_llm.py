@@ -91,12 +91,10 @@ def _package_dir(module: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(8 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def _require_llama_cpp() -> None:
+    """Serving and re-quantizing both need llama.cpp; find_spec, so tactful never loads it itself."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise LocalLLMError("llama-cpp-python is not installed; run `make install` (it compiles llama.cpp, about 6 minutes)")
 
 
 def gguf_metadata(path: Path) -> tuple[str, int | None]:
@@ -183,8 +181,7 @@ sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode
 def _requantize(source: Path, model: LocalModel, target: Path) -> None:
     """Write `model` from `source` with llama.cpp's quantizer (about 3 s), in a child process so its
     log goes to a file and tactful never loads llama.cpp itself; never leaves a half-written file."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise LocalLLMError("llama-cpp-python is not installed; run `make install` (it compiles llama.cpp, about 6 minutes)")
+    _require_llama_cpp()
     tmp = target.with_suffix(".partial")
     log_path = target.parent / "quantize.log"
     log.info("re-quantizing %s to %s (first use only)", source.name, target.name)
@@ -267,8 +264,7 @@ class LocalLLMServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def start(self) -> None:
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise LocalLLMError("llama-cpp-python is not installed; run `make install` (it compiles llama.cpp, about 6 minutes)")
+        _require_llama_cpp()
         self.model_path = resolve_model(self.model_name, self.models_dir)
         if not port_is_free(self.host, self.port):
             raise LocalLLMError(f"port {self.port} on {self.host} is already taken, so the embedded model cannot start; "
