@@ -15,12 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from functools import lru_cache, partial
+from functools import partial
 
 from pydantic import BaseModel
 
 from api.errors import APIError
-from api.fallbacks import brand_reply, due_now, holding, holding_response, no_reply, private_part
+from api.fallbacks import brand_reply, due_now, holding, holding_response, next_step_for, no_reply, private_part
 from api.llm import LLMClient, LLMUnavailable
 from api.prompting import budget, instructions, render, retrieve
 from api.schemas import BlockedDraft, Citation, Draft, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
@@ -31,7 +31,7 @@ from guardrails.channels import SENTENCE_END
 from guardrails.policy import Policy, fix, load_policy
 from guardrails.triage import Triage, analyze, is_unclear, language_name, with_judgement
 from knowledge.embeddings import QueryEmbedder
-from knowledge.lexical import lexical_tokens
+from knowledge.lexical import content_words
 from knowledge.store import Hit, KnowledgeStore
 from prompts import templates
 from prompts.segments import Parsed, Plan, complete, fit_channel, join, language_spec, parse, plan_for, prompt_parts, remap
@@ -128,9 +128,12 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
     # a draft reciting the system prompt is blocked (prompt injection); not the part instructions: they are
     # worded like replies ("send us a direct message so we can look into it")
     context = context.model_copy(update={"prompt": messages[0]["content"]})
+    # the FAQ for the customer's problem says what we will do: the brand's direct message ends with it
+    matched = next_step_for(faqs, triage, req.message) if plan.private else None
+    next_step = matched.next_step if matched else None
     # the FAQs' titles are customers' questions: a part that reads one back speaks as the customer
     dress = partial(_dress, plan=plan, triage=triage, req=req, context=context, policy=policy, scaffold=scaffold,
-                    questions="\n".join(h.title for h in faqs if h.title))
+                    questions="\n".join(h.title for h in faqs if h.title), next_step=next_step)
     # the model's own words are judged without the channel's length: a long part gives way to the brand's
     # sentence when the parts are put together (fit_channel), rather than the cut dropping the next step
     words_only = context.model_copy(update={"channel": None})
@@ -148,7 +151,7 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
     stop = [f"\n{prompt_parts(plan)[0]['label']}:", *params.stop]
     async def keep(outcome: Draft | BlockedDraft) -> None:
         if (kept := _keep(outcome, drafts, blocked)) is not None:
-            kept.citations = cite(kept.text, faqs)  # respond: the FAQs this draft actually draws on
+            kept.citations = cite(kept.text, faqs, kept.private)  # respond: the FAQs this draft actually draws on
             if emit:  # streamed only now: it has passed every guardrail and will not change
                 await emit("draft", kept)
 
@@ -180,7 +183,7 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
                 break
             # the brand's holding reply ("we've seen this, we'll answer by ...") instead of an error
             slow = isinstance(exc, TimeoutError)
-            held = brand_reply(plan, triage, req, context, policy) if plan.mode == "praise" else None
+            held = brand_reply(plan, triage, req, context, policy, next_step) if plan.mode == "praise" else None
             if (held := held or holding(req, triage, context, policy)) is None:
                 if blocked:
                     break
@@ -197,7 +200,7 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
             timer.lap("repair")
 
     # every model draft blocked: the brand's own sentences for each part (or its holding reply), the drafts reported
-    if not drafts and (held := (brand_reply(plan, triage, req, context, policy) if plan.mode != "question" else None)
+    if not drafts and (held := (brand_reply(plan, triage, req, context, policy, next_step) if plan.mode != "question" else None)
                        or holding(req, triage, context, policy)):
         return holding_response(req, triage, held, "all_blocked", template, model, usage, blocked, faqs, timer)
     return SuggestResponse(
@@ -224,7 +227,7 @@ def _shape(raw: str, cut_off: bool, plan: Plan, language: str) -> tuple[str, str
 
 
 def _dress(outcome: Draft | BlockedDraft, parts: Parsed | None, plan: Plan, triage: Triage, req: SuggestRequest,
-           context: CheckContext, policy: Policy, scaffold: str, questions: str,
+           context: CheckContext, policy: Policy, scaffold: str, questions: str, next_step: str | None,
            blocked: list[BlockedDraft]) -> Draft | BlockedDraft:
     """A draft that passed, made whole: each part the plan asks for (the brand's sentence where the
     model left one out or got it wrong), and the private message for `reply_then_private`. Whatever
@@ -246,7 +249,8 @@ def _dress(outcome: Draft | BlockedDraft, parts: Parsed | None, plan: Plan, tria
         outcome.text, outcome.findings = checked.text, checked.findings
     outcome.segments = segments
     if plan.private:
-        private, outcome.private_findings = private_part(parts.private, triage, req, context, policy, blocked)
+        private, outcome.private_findings = private_part(parts.private, triage, req, context, policy, blocked, next_step,
+                                                         scaffold, questions)
         if private is None:
             return BlockedDraft(text=outcome.text, findings=outcome.private_findings, part="private")
         outcome.public, outcome.private = outcome.text, private
@@ -355,29 +359,19 @@ def trim_to_sentence(text: str) -> str:
     return text[: ends[-1]].rstrip() if ends and ends[-1] >= len(text) * 0.3 else text
 
 
-def cite(draft: str, faqs: list[Hit]) -> list[Citation]:
-    """FAQs whose distinctive words the draft reuses: a draft that says "photo", "courier"
-    and "replacement" is drawing on the damaged-item answer. Words every retrieved FAQ has
-    ("order", "days") prove nothing, so only words that set an FAQ apart from the others
-    in the prompt count. Lexical on purpose: microseconds, and the agent can find the words."""
-    words = _content_words(draft)
-    if not words:
-        return []
-    vocab = [_content_words(f"{h.title} {h.text}") for h in faqs]
+def cite(draft: str, faqs: list[Hit], private: str | None = None) -> list[Citation]:
+    """FAQs the reply (public part and direct message) draws on: one whose next step it quotes, or
+    whose distinctive words it reuses: a draft that says "photo", "courier" and "replacement" is
+    drawing on the damaged-item answer. Words every retrieved FAQ has ("order", "days") prove
+    nothing, so only words that set an FAQ apart from the others in the prompt count. Lexical on
+    purpose: microseconds, and the agent can find the words."""
+    whole = f"{draft}\n{private}" if private else draft
+    words = content_words(whole)
+    vocab = [content_words(f"{h.title} {h.text} {h.next_step or ''}") for h in faqs]
     out = []
     for i, h in enumerate(faqs):
         others = set().union(*(v for j, v in enumerate(vocab) if j != i))
         distinctive = words & (vocab[i] - others)
-        if len(distinctive) >= CITATION_MIN_SHARED:
+        if (h.next_step and h.next_step in whole) or len(distinctive) >= CITATION_MIN_SHARED:
             out.append(Citation(id=h.id, title=h.title, url=h.url))
     return out
-
-
-@lru_cache(maxsize=2048)  # an FAQ's words are the same for every draft that might cite it
-def _content_words(text: str) -> frozenset[str]:
-    return frozenset(w for w in lexical_tokens(text) if (len(w) > 3 or w.isdigit() or "\u4e00" <= w <= "\u9fff") and w not in _STOP)
-
-
-_STOP = frozenset("""this that with your have from they them their there what when will would could should about
-into been were just very really please thanks thank sorry here than then also only more most some such each
-over under again once able know like want need make made sure right away today""".split())

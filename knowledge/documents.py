@@ -30,6 +30,9 @@ class Document(BaseModel):
     source: str = ""
     url: str | None = None
     tags: list[str] = Field(default_factory=list)
+    next_step: str | None = Field(None, max_length=500, description=(
+        "FAQs only: what we do for a customer with this problem, one or two sentences a direct message ends with "
+        "(\"Please add a photo of the item, and we'll send a replacement free of charge.\"). Drawn from the answer."))
     updated_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     @field_validator("id")
@@ -49,7 +52,10 @@ class Document(BaseModel):
     @property
     def content_hash(self) -> str:
         # updated_at is left out on purpose: re-ingesting unchanged content must write nothing.
-        payload = "\x1f".join([self.kind, self.title, self.text, self.language, self.url or "", ",".join(self.tags)])
+        fields = [self.kind, self.title, self.text, self.language, self.url or "", ",".join(self.tags)]
+        if self.next_step:  # appended only when set: documents without one keep the hash they were stored under
+            fields.append(self.next_step)
+        payload = "\x1f".join(fields)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def chunks(self) -> list[str]:

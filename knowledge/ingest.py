@@ -64,7 +64,8 @@ def _faq(item: object, source: str, line: int | None) -> Document:
     if isinstance(tags, str):
         tags = [t.strip() for t in tags.replace(";", ",").split(",") if t.strip()]
     return Document(id=str(item["id"]), kind="faq", title=str(item["question"]).strip(), text=str(item["answer"]).strip(),
-                    language=str(item.get("language") or "en"), source=source, url=item.get("url") or None, tags=tags)
+                    language=str(item.get("language") or "en"), source=source, url=item.get("url") or None, tags=tags,
+                    next_step=str(item.get("next_step") or "").strip() or None)
 
 
 def _front_matter(text: str) -> tuple[dict, str, int]:

@@ -7,6 +7,7 @@ Chinese, which has no spaces, is indexed as characters and their bigrams.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
 from rank_bm25 import BM25Okapi
@@ -51,3 +52,15 @@ class Postings:
             if row is not None:  # a document appears once per word, so a fancy-indexed add is exact
                 out[row[0]] += row[1]
         return out
+
+
+@lru_cache(maxsize=2048)  # an FAQ's words are the same for every draft that might cite it
+def content_words(text: str) -> frozenset[str]:
+    """The words that say what a text is about: long words, numbers and Han characters, minus the filler
+    every reply and FAQ has. Used to tell which FAQ a draft or a message is about."""
+    return frozenset(w for w in lexical_tokens(text) if (len(w) > 3 or w.isdigit() or "\u4e00" <= w <= "\u9fff") and w not in _STOP)
+
+
+_STOP = frozenset("""this that with your have from they them their there what when will would could should about
+into been were just very really please thanks thank sorry here than then also only more most some such each
+over under again once able know like want need make made sure right away today""".split())

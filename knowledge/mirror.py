@@ -23,6 +23,7 @@ class Hit:
     score: float
     text: str
     url: str | None = None
+    next_step: str | None = None  # an FAQ's own "what we do" sentence for a direct message
 
 
 @dataclass

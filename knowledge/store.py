@@ -154,7 +154,7 @@ class KnowledgeStore:
                 batch = {key: [] for key in batch}
             metadata = {"doc_id": doc.id, "kind": doc.kind, "title": doc.title, "language": doc.language,
                         "source": doc.source, "url": doc.url or "", "content_hash": doc.content_hash,
-                        "updated_at": doc.updated_at, "tags": ",".join(doc.tags)}
+                        "updated_at": doc.updated_at, "tags": ",".join(doc.tags), "next_step": doc.next_step or ""}
             ids = [f"{doc.id}#{i}" for i in range(len(chunks))]
             batch["ids"] += ids
             batch["embeddings"] += [next(vectors) for _ in to_embed]
@@ -349,5 +349,6 @@ class KnowledgeStore:
             doc_id = index.order[i]
             m = index.meta[doc_id]
             hits.append(Hit(id=doc_id, kind=m["kind"], title=m["title"], language=m["language"],
-                            score=round(float(score[i]), 4), text=index.text.get(doc_id, ""), url=m.get("url") or None))
+                            score=round(float(score[i]), 4), text=index.text.get(doc_id, ""), url=m.get("url") or None,
+                            next_step=m.get("next_step") or None))
         return hits

@@ -34,6 +34,7 @@ _LABEL_LINE = re.compile(r"^[ \t*#>-]*(RESPOND|APOLOGI[SZ]E|RESOLVE|THANKS?|PRIV
 # share because a good part may well reuse a phrase of it ("send us a direct message").
 INSTRUCTION_ECHO = 0.75
 QUESTION_WORDS = 4  # "My order hasn't arrived" (my/order/hasn/t/arrived); a Han character is a word
+REWORDED_WORDS = 4  # "Something went wrong." is a fair reply; "You are a serious matter." is the prompt reworded
 _SENTENCE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"'”’)]*|\n|$)")
 
 
@@ -62,7 +63,8 @@ class _Phrases(BaseModel):
     apologise: str
     resolve: dict[Literal["default", "private", "escalate"], str]
     thank: str
-    private: str
+    private: str = Field(description="The brand's direct message: `{name}`, then `{next_step}` at the end.")
+    next_step: str = Field(description="How the direct message ends when no FAQ gives a next step for this problem.")
     calm: str = Field(description="The one calm line for a troll, when the brand's policy wants any reply at all.")
 
 
@@ -223,28 +225,46 @@ def without_read_back(text: str, questions: str, scaffold: str = "") -> str:
     model's to keep. A sentence counts when all its words, QUESTION_WORDS or more, are a run of a
     title's words, when it is one of a title's sentences whole ("What happens now?") or holds one of
     QUESTION_WORDS or more ("You know I was told my refund was issued, but I can't see it."), when all
-    its words, three or more, are a run of the instructions', or when it names one of the prompt's
-    internal labels ("media_risk"). Reusing a phrase of either is fine."""
+    its words, three or more, are a run of the instructions', when it is the rules reworded (four or
+    more words, every one of them the rules' own, three in a row as the rules have them: "You are a
+    serious matter." from "This is a serious matter"), or when it names one of the prompt's internal
+    labels ("media_risk"). Reusing a phrase of either is fine."""
     if not questions and not scaffold:
         return text
     asked = f" {_word_string(questions)} "
     whole = _title_sentences(questions)
     told = f" {_word_string(scaffold)} "
     labels = _label_words(scaffold)
+    rules_vocab, rules_runs = _rules_words(scaffold)
     sentences = _SENTENCE.findall(text)
+
+    def reworded(words: list[str]) -> bool:
+        return (len(words) >= REWORDED_WORDS and rules_vocab.issuperset(words)
+                and any(" ".join(words[i:i + 3]) in rules_runs for i in range(len(words) - 2)))
 
     def read_back(sentence: str) -> bool:
         words = _words(sentence)
         n = len(words.split())
         return ((n >= QUESTION_WORDS and f" {words} " in asked) or (n >= 2 and words in whole)
                 or any(len(t.split()) >= QUESTION_WORDS and f" {t} " in f" {words} " for t in whole)
-                or (n >= 3 and f" {words} " in told) or bool(labels.intersection(_LABEL_WORD.findall(sentence))))
+                or (n >= 3 and f" {words} " in told) or bool(labels.intersection(_LABEL_WORD.findall(sentence)))
+                or reworded(words.split()))
 
     kept = [s for s in sentences if not read_back(s)]
     if len(kept) == len(sentences):
         return text
     # sentences not found whole (stray punctuation): drop the part rather than guess where they end
     return "".join(kept).strip() if "".join(sentences) == text else ""
+
+
+@lru_cache(maxsize=32)  # one request's scaffold is read for every part of every draft
+def _rules_words(scaffold: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The words of the prompt's rules (not of the parts' instructions, which are worded like replies:
+    "send us a direct message so we can look into it"), and their three-word runs."""
+    lines = [line for line in scaffold.splitlines() if not _PART_LINE.match(line)]
+    words = _words("\n".join(lines)).split()
+    runs = frozenset(" ".join(w[i:i + 3]) for line in lines if len(w := _words(line).split()) >= 3 for i in range(len(w) - 2))
+    return frozenset(words), runs
 
 
 @lru_cache(maxsize=32)  # one request's scaffold is read for every part of every draft
@@ -268,16 +288,29 @@ def _word_string(text: str) -> str:
 
 
 _WORDS = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
+_PART_LINE = re.compile(r"^\s*-\s*(?:RESPOND|APOLOGISE|RESOLVE|THANK|PRIVATE):")  # a part's instruction line
 _LABEL_WORD = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")  # triage's categories as the prompt names them
 
 
-def private_message(text: str | None, language: str, message: str, customer_name: str | None) -> tuple[str, Literal["model", "brand"]]:
+def private_message(text: str | None, language: str, message: str, customer_name: str | None,
+                    next_step: str | None = None, scaffold: str = "", questions: str = "") -> tuple[str, Literal["model", "brand"]]:
     """The model's direct message when it wrote a real one (not the customer's words, not our
-    instruction read back), else the brand's."""
-    if text and not echoes(text, message) and not echoes(text, load_segments().instructions["private"]["default"], INSTRUCTION_ECHO):
+    instructions or an FAQ's question read back: those sentences are taken out, as from the public
+    parts), else the brand's, ending with `next_step` (the matching FAQ's own "what we do" sentence)
+    or the brand's promise to come back."""
+    if text:
+        text = without_read_back(text, questions, scaffold)
+    if (text and not echoes(text, message) and not echoes(text, load_segments().instructions["private"]["default"], INSTRUCTION_ECHO)
+            and not _from_scaffold(text, scaffold)):
         return text, "model"
     name = f" {customer_name}" if customer_name else ""
-    return language_spec(language).phrases.private.replace("{name}", name), "brand"
+    phrases = language_spec(language).phrases
+    return phrases.private.replace("{name}", name).replace("{next_step}", next_step or phrases.next_step), "brand"
+
+
+def private_language(language: str) -> str:
+    """The language the brand's direct message is written in (English when the file has none for `language`)."""
+    return language if language in load_segments().languages else "en"
 
 
 def remap(segments: list[Segment], before: str, after: str, joiner: str) -> list[Segment]:

@@ -233,3 +233,19 @@ def test_a_file_with_a_problem_never_loses_its_documents(fresh_store, tmp_path):
     report = ingest(fresh_store, "shop", tmp_path, prune=True)
     assert report.removed == [] and report.problems
     assert {d["id"] for d in fresh_store.documents("shop")} == {"faq-a", "faq-b"}
+
+
+def test_an_faqs_next_step_is_stored_searched_and_a_new_one_rewrites_it(fresh_store, tmp_path):
+    faqs = tmp_path / "faqs.yaml"
+    faqs.write_text("- {id: faq-a, question: 'My parcel arrived damaged', answer: 'Report it with a photo; we replace it.',\n"
+                    "   next_step: 'Please add a photo, and we will send a replacement.'}\n"
+                    "- {id: faq-b, question: 'Opening hours?', answer: 'We open at 8.'}\n")
+    assert sorted(ingest(fresh_store, "shop", faqs).added) == ["faq-a", "faq-b"]
+    hits = {h.id: h for h in fresh_store.search("shop", "parcel damaged", k=2)}
+    assert hits["faq-a"].next_step == "Please add a photo, and we will send a replacement."
+    assert hits["faq-b"].next_step is None
+    # only the next step changes: the FAQ is rewritten, the other one is not
+    faqs.write_text(faqs.read_text().replace("we will send a replacement", "we will refund you"))
+    again = ingest(fresh_store, "shop", faqs)
+    assert again.updated == ["faq-a"] and again.unchanged == ["faq-b"]
+    assert fresh_store.search("shop", "parcel damaged", k=1)[0].next_step == "Please add a photo, and we will refund you."

@@ -69,3 +69,13 @@ def test_bad_brand_names(client, name):
     assert r.status_code == 422 and r.json()["error"]["field"] == "brand", r.text
     assert "ending with a letter or digit" in r.json()["error"]["message"]
     assert client.delete("/v1/brands/no-such-brand/documents/x").status_code == 404
+
+
+def test_an_faq_written_with_a_next_step_is_searched_with_it(client, brand):
+    step = "Tell us the amount, and we'll send a new gift card within the hour."
+    r = client.post(f"/v1/brands/{brand}/documents", json={"documents": [{**FAQ, "next_step": f"  {step} "}]})
+    assert r.status_code == 200, r.text
+    hits = client.post(f"/v1/brands/{brand}/search", json={"text": "gift card", "kinds": ["faq"]}).json()["results"]
+    assert [(h["id"], h["next_step"]) for h in hits] == [("faq-gift-cards", step)]
+    r = client.post(f"/v1/brands/{brand}/documents", json={"documents": [{**FAQ, "next_step": "x" * 501}]})
+    assert r.status_code == 422 and r.json()["error"]["field"].endswith("next_step")

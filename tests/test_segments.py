@@ -299,3 +299,59 @@ def test_a_sentence_of_the_prompts_own_wording_is_taken_out_whatever_the_templat
     draft = suggest(client, n=1).json()["drafts"][0]
     assert "product_failure" in fake_llm.requests[0]["messages"][1]["content"]  # what it read back
     assert draft["segments"][0] == {"kind": "respond", "text": "That your parcel came broken is awful.", "source": "model"}
+
+
+def _hit(doc_id: str, title: str, next_step: str | None = "We'll put it right.", language: str = "en"):
+    from knowledge.store import Hit
+    return Hit(doc_id, "faq", title, language, 0.6, "", next_step=next_step)
+
+
+RETRIEVED = [_hit("faq-late-delivery", "My order hasn't arrived by the estimated date. What happens now?"),
+             _hit("faq-damaged-item", "My item arrived damaged or broken. How do I get it replaced?"),
+             _hit("faq-missing-item", "Part of my order is missing. Where is it?")]
+
+
+@pytest.mark.parametrize("message,faqs,expected", [
+    # ranked second by retrieval, but it is the one whose question names what triage found ("arrived broken")
+    (COMPLAINT, RETRIEVED, "faq-damaged-item"),
+    # "arrived" alone could be late or broken: no FAQ's promise rather than the wrong one
+    (COMPLAINT, RETRIEVED[:1], None),
+    (COMPLAINT, [_hit("faq-damaged-item", RETRIEVED[1].title, next_step=None)], None),
+    (COMPLAINT, [_hit("faq-damaged-item-id", RETRIEVED[1].title, language="id")], None),  # not the DM's language
+    ("Order AC7K2M9Q4T: this is a disgrace, I want my money back", RETRIEVED, None),
+])
+def test_the_direct_message_takes_the_next_step_of_the_faq_that_names_the_problem(message, faqs, expected):
+    from api.fallbacks import next_step_for
+
+    found = next_step_for(faqs, analyze(message), message)
+    assert (found.id if found else None) == expected
+
+
+def test_the_brands_direct_message_ends_with_the_matching_faqs_next_step_and_cites_it(client, fake_llm):
+    import yaml
+    from pathlib import Path
+
+    faqs = yaml.safe_load((Path(__file__).parents[1] / "knowledge/brands/acme/faqs.yaml").read_text())["faqs"]
+    step = next(f["next_step"] for f in faqs if f["id"] == "faq-damaged-item")
+    fake_llm.reset(Step(content=LABELLED.split("PRIVATE:")[0]))  # no direct message: the brand's is used
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert draft["private"].endswith(step) and "order number" in draft["private"]
+    assert "faq-damaged-item" in [c["id"] for c in draft["citations"]]
+    # the model's own direct message is kept as written
+    fake_llm.reset(Step(content=LABELLED))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert step not in draft["private"] and draft["private"].startswith("Thanks for messaging us.")
+
+
+def test_a_direct_message_that_reads_the_prompt_back_gives_way_to_the_brands(client, fake_llm):
+    # measured on the embedded model: the PRIVATE line restated the prompt's seriousness line, labels and all
+    fake_llm.reset(Step(content=LABELLED.split("PRIVATE:")[0]
+                        + "PRIVATE: You are a serious matter. Product_failure, repeated_contact: no jokes, no emoji."))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert "serious matter" not in draft["private"] and "repeated_contact" not in draft["private"]
+    assert "order number" in draft["private"]
+    # a direct message with one read-back sentence keeps the rest of its own words
+    fake_llm.reset(Step(content=LABELLED.split("PRIVATE:")[0]
+                        + "PRIVATE: Could you send us your order number and a photo of the damage? No jokes, no emoji."))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert draft["private"] == "Could you send us your order number and a photo of the damage?"

@@ -32,6 +32,7 @@ class SearchResult(BaseModel):
     language: str
     score: float
     text: str
+    next_step: str | None = None
 
 
 class SearchResponse(BaseModel):
@@ -44,7 +45,7 @@ async def search(brand: Brand, body: SearchRequest, svc: Services = Depends(get_
     caller.require_brand(brand)
     hits = await run_in_threadpool(svc.store.search, brand, body.text, body.k, body.kinds, body.language)
     return SearchResponse(results=[SearchResult(id=h.id, kind=h.kind, title=h.title, language=h.language, score=h.score,
-                                                text=h.text) for h in hits])
+                                                text=h.text, next_step=h.next_step) for h in hits])
 
 
 @router.get("/v1/brands/{brand}/documents", summary="List a brand's documents")
@@ -68,6 +69,8 @@ class DocumentIn(BaseModel):
     language: str = Field("en", min_length=2, max_length=8)
     url: str | None = Field(None, max_length=2000)
     tags: list[str] = Field(default_factory=list, max_length=50)
+    next_step: str | None = Field(None, max_length=500, pattern=TEXT_PATTERN, description=(
+        "FAQs only: what we do for a customer with this problem, the sentence a direct-message draft ends with."))
 
 
 class DocumentsIn(BaseModel):
@@ -91,7 +94,7 @@ def _to_document(i: int, d: DocumentIn) -> Document:
                            "an FAQ needs question and answer (or title and text)", f"documents.{i}.{name}")
     try:
         return Document(id=d.id, kind=d.kind, title=title.strip(), text=text.strip(), language=d.language, source="api",
-                        url=d.url, tags=d.tags)
+                        url=d.url, tags=d.tags, next_step=(d.next_step or "").strip() or None)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(map(str, err["loc"]))
