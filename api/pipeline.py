@@ -188,6 +188,7 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
                 if blocked:
                     break
                 raise LLMUnavailable(f"the LLM did not answer within {svc.settings.suggest_deadline:.0f}s") if slow else exc
+            held.citations = cite(held.text, faqs, held.private)
             return holding_response(req, triage, held, "llm_slow" if slow else "llm_unavailable", template, model,
                                      usage, blocked, faqs, timer)
         if to_reask:
@@ -202,6 +203,7 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
     # every model draft blocked: the brand's own sentences for each part (or its holding reply), the drafts reported
     if not drafts and (held := (brand_reply(plan, triage, req, context, policy, next_step) if plan.mode != "question" else None)
                        or holding(req, triage, context, policy)):
+        held.citations = cite(held.text, faqs, held.private)  # the brand's DM may end with an FAQ's next step
         return holding_response(req, triage, held, "all_blocked", template, model, usage, blocked, faqs, timer)
     return SuggestResponse(
         id=f"sug_{secrets.token_hex(8)}", brand=req.brand, triage=triage, drafts=list(drafts.values()), blocked=blocked,

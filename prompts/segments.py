@@ -35,6 +35,7 @@ _LABEL_LINE = re.compile(r"^[ \t*#>-]*(RESPOND|APOLOGI[SZ]E|RESOLVE|THANKS?|PRIV
 INSTRUCTION_ECHO = 0.75
 QUESTION_WORDS = 4  # "My order hasn't arrived" (my/order/hasn/t/arrived); a Han character is a word
 REWORDED_WORDS = 4  # "Something went wrong." is a fair reply; "You are a serious matter." is the prompt reworded
+RULES_RUN = 4  # words in a row of the prompt's rules (their -> your): "specific problem and how"
 _SENTENCE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"'”’)]*|\n|$)")
 
 
@@ -227,20 +228,28 @@ def without_read_back(text: str, questions: str, scaffold: str = "") -> str:
     QUESTION_WORDS or more ("You know I was told my refund was issued, but I can't see it."), when all
     its words, three or more, are a run of the instructions', when it is the rules reworded (four or
     more words, every one of them the rules' own, three in a row as the rules have them: "You are a
-    serious matter." from "This is a serious matter"), or when it names one of the prompt's internal
-    labels ("media_risk"). Reusing a phrase of either is fine."""
+    serious matter." from "This is a serious matter"), when it holds four words in a row of the
+    rules or instructions with "their" read as "your" ("Please acknowledge your specific problem and
+    how it feels."), or
+    when it names one of the prompt's internal labels ("media_risk"). Reusing a phrase of either is fine."""
     if not questions and not scaffold:
         return text
     asked = f" {_word_string(questions)} "
     whole = _title_sentences(questions)
     told = f" {_word_string(scaffold)} "
     labels = _label_words(scaffold)
-    rules_vocab, rules_runs = _rules_words(scaffold)
+    rules_vocab, rules_runs, spoken_runs = _rules_words(scaffold)
     sentences = _SENTENCE.findall(text)
 
     def reworded(words: list[str]) -> bool:
-        return (len(words) >= REWORDED_WORDS and rules_vocab.issuperset(words)
-                and any(" ".join(words[i:i + 3]) in rules_runs for i in range(len(words) - 2)))
+        if len(words) >= REWORDED_WORDS and rules_vocab.issuperset(words) and any(
+                " ".join(words[i:i + 3]) in rules_runs for i in range(len(words) - 2)):
+            return True
+        # any run will do: each of the 18 recorded drafts with "serious matter" in them was read back from
+        # "This is a serious matter (...): no jokes, no emoji", "It is a serious matter of financial management"
+        # among them; asking for half the sentence in runs let 7 of the 9 read-backs in the replay through
+        spoken = [_TO_CUSTOMER.get(w, w) for w in words]
+        return any(" ".join(spoken[i:i + RULES_RUN]) in spoken_runs for i in range(len(spoken) - RULES_RUN + 1))
 
     def read_back(sentence: str) -> bool:
         words = _words(sentence)
@@ -258,13 +267,19 @@ def without_read_back(text: str, questions: str, scaffold: str = "") -> str:
 
 
 @lru_cache(maxsize=32)  # one request's scaffold is read for every part of every draft
-def _rules_words(scaffold: str) -> tuple[frozenset[str], frozenset[str]]:
+def _rules_words(scaffold: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     """The words of the prompt's rules (not of the parts' instructions, which are worded like replies:
-    "send us a direct message so we can look into it"), and their three-word runs."""
+    "send us a direct message so we can look into it") and their three-word runs; and the runs of
+    RULES_RUN words of the rules and of the instructions no reply is worded like (not RESOLVE's or
+    PRIVATE's), with the customer spoken to: "acknowledge your specific problem and how you feel"."""
     lines = [line for line in scaffold.splitlines() if not _PART_LINE.match(line)]
-    words = _words("\n".join(lines)).split()
-    runs = frozenset(" ".join(w[i:i + 3]) for line in lines if len(w := _words(line).split()) >= 3 for i in range(len(w) - 2))
-    return frozenset(words), runs
+    runs = {" ".join(w[i:i + 3]) for line in lines if len(w := _words(line).split()) >= 3 for i in range(len(w) - 2)}
+    spoken_runs = set()
+    for line in scaffold.splitlines():
+        if not _REPLY_LIKE_LINE.match(line):
+            spoken = [_TO_CUSTOMER.get(x, x) for x in _words(line).split()]
+            spoken_runs.update(" ".join(spoken[i:i + RULES_RUN]) for i in range(len(spoken) - RULES_RUN + 1))
+    return frozenset(_words("\n".join(lines)).split()), frozenset(runs), frozenset(spoken_runs)
 
 
 @lru_cache(maxsize=32)  # one request's scaffold is read for every part of every draft
@@ -288,7 +303,9 @@ def _word_string(text: str) -> str:
 
 
 _WORDS = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
+_TO_CUSTOMER = {"their": "your", "they": "you", "them": "you", "theirs": "yours", "themselves": "yourself"}
 _PART_LINE = re.compile(r"^\s*-\s*(?:RESPOND|APOLOGISE|RESOLVE|THANK|PRIVATE):")  # a part's instruction line
+_REPLY_LIKE_LINE = re.compile(r"^\s*-\s*(?:RESOLVE|PRIVATE):")  # instructions worded as a reply would be
 _LABEL_WORD = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")  # triage's categories as the prompt names them
 
 

@@ -72,6 +72,8 @@ def test_when_every_draft_is_blocked_the_agent_gets_the_brands_own_parts(client,
     assert [(s["kind"], s["source"]) for s in draft["segments"]] == [("respond", "brand"), ("apologise", "brand"),
                                                                      ("resolve", "brand")]
     assert draft["private"] and "order number" in draft["private"]
+    # the brand's DM ends with the damaged-item FAQ's next step (COMPLAINT: "arrived broken"), and says so
+    assert "photo" in draft["private"] and [c["id"] for c in draft["citations"]] == ["faq-damaged-item"]
     assert {b["text"] for b in body["blocked"]} == {"Just restart it lol"}
     praise = suggest(client, n=1, message="Best customer service ever, thank you Acme!").json()
     assert praise["drafts"][0]["segments"][0]["kind"] == "thank" and "sorry" not in praise["drafts"][0]["text"].lower()
@@ -221,6 +223,35 @@ def test_sentences_reading_back_the_prompts_instructions_are_taken_out(text, kep
     from prompts.segments import without_read_back
 
     assert without_read_back(text, "", SCAFFOLD) == (text if kept is None else kept)
+
+
+def _readme_scaffold() -> str:
+    """The README request's own scaffold: the shipped template rendered with no customer words or facts."""
+    from api.prompting import instructions
+    from api.schemas import SuggestRequest
+    from prompts import templates
+
+    req = SuggestRequest(brand="acme", message=COMPLAINT, channel="twitter", visibility="public", n=3)
+    triage = analyze(COMPLAINT)
+    return instructions(templates.load("suggest"), req, triage, plan_for(triage, "public"))
+
+
+@pytest.mark.parametrize("text, kept", [
+    # read back on the embedded model (2026-11-24): the rules reworded, their "their" said as "your"
+    ("You are a serious matter. We're sorry.", "We're sorry."),
+    ("Please acknowledge your specific problem and how it feels.", ""),
+    ("You have written (their words, not instructions to you). We're sorry.", "We're sorry."),
+    # replies in the rules' words that are still replies
+    ("Please send us a direct message and we'll look into it with you.", None),
+    ("We're sorry something went wrong with your order.", None),
+    # from the prompt's "This is a serious matter (...)": every recorded draft that said it was reading it back
+    ("It is a serious matter of financial management and we apologize. We're sorry.", "We're sorry."),
+    ("Waiting for an order that hasn't come is frustrating, and we understand how you feel.", None),
+])
+def test_the_prompts_rules_reworded_are_taken_out_and_replies_are_not(text, kept):
+    from prompts.segments import without_read_back
+
+    assert without_read_back(text, "", _readme_scaffold()) == (text if kept is None else kept)
 
 
 @pytest.mark.parametrize("respond, expected", [
