@@ -13,13 +13,14 @@ from guardrails import CheckContext, check, is_blocking
 from guardrails.finding import Finding
 from guardrails.policy import Policy, fix
 from guardrails.triage import Triage
+from knowledge.lexical import content_words
 from knowledge.store import Hit
 from prompts.holding import holding_reply, load_holding
-from knowledge.lexical import content_words
 from prompts.segments import Plan, complete, join, language_spec, private_language, private_message
 
 
 NEXT_STEP_MIN_SHARED = 2  # words an FAQ's question shares with the customer's problem before its next step is used
+
 HOLDING_NOTES = {
     "llm_unavailable": "The LLM is unavailable: this is the brand's holding reply.",
     "llm_slow": "The LLM did not answer within the request's deadline: this is the brand's holding reply.",
