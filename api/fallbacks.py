@@ -101,20 +101,30 @@ def private_part(text: str | None, triage: Triage, req: SuggestRequest, context:
                   questions: str = "") -> tuple[str | None, list[Finding]]:
     """The direct message (the model's `text`, else the brand's, ending with `next_step`), guarded as a private
     reply: order numbers allowed, blame never. A model message that fails is reported in `blocked` and the
-    brand's used instead."""
+    brand's used instead; a next step that fails in this context gives way to the brand's own ending."""
     private_context = context.model_copy(update={"visibility": "private", "channel": None})
     private, source = private_message(text, triage.language, req.message, req.customer_name, next_step, scaffold, questions)
-    findings = policy.apply(check(private, private_context))
+    if source == "model":
+        if (passed := _passing(private, private_context, policy)) is not None:
+            return passed
+        blocked.append(BlockedDraft(text=private, findings=policy.apply(check(private, private_context)), part="private"))
+    findings: list[Finding] = []
+    for step in dict.fromkeys([next_step, None]):
+        private, _ = private_message(None, triage.language, req.message, req.customer_name, step)
+        if (passed := _passing(private, private_context, policy)) is not None:
+            return passed
+        findings = policy.apply(check(private, private_context))
+    return None, findings
+
+
+def _passing(text: str, context: CheckContext, policy: Policy) -> tuple[str, list[Finding]] | None:
+    """The text and its findings when it passes, or passes once fixed ("Just send" -> "Send"); else None."""
+    findings = policy.apply(check(text, context))
     if not is_blocking(findings):
-        return private, findings
-    if policy.repair(findings) == "fix" and (fixed := fix(private, findings, private_context, policy)):
+        return text, findings
+    if policy.repair(findings) == "fix" and (fixed := fix(text, findings, context, policy)):
         return fixed
-    if source == "brand":
-        return None, findings
-    blocked.append(BlockedDraft(text=private, findings=findings, part="private"))  # the model's, reported
-    private, _ = private_message(None, triage.language, req.message, req.customer_name, next_step)
-    findings = policy.apply(check(private, private_context))
-    return (None, findings) if is_blocking(findings) else (private, findings)
+    return None
 
 
 def next_step_for(faqs: list[Hit], triage: Triage, message: str) -> Hit | None:

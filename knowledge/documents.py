@@ -7,8 +7,9 @@ import re
 from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from guardrails import CheckContext, check
 from prompts.tokens import count_tokens
 
 MAX_CHUNK_TOKENS = 300
@@ -47,6 +48,18 @@ class Document(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("next_step")
+    @classmethod
+    def _next_step_passes(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The next step goes to customers word for word (the DM ends with it), so it must pass the
+        guardrails as a reply to a serious complaint would: caught when written, not on a customer's request."""
+        if value:
+            context = CheckContext(language=info.data.get("language") or "en", serious=True, visibility="private")
+            if blocking := [f for f in check(value, context) if f.severity == "block"]:
+                f = blocking[0]
+                raise ValueError(f"it is sent to customers as written and fails {f.rule} at \"{f.match}\": {f.message}")
         return value
 
     @property

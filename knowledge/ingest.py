@@ -96,9 +96,12 @@ def parse_file(path: Path, root: Path) -> tuple[list[Document], list[IngestProbl
     def add(item: object, line: int | None) -> None:
         try:
             docs.append(_faq(item, source, line))
-        except (ValueError, ValidationError) as exc:
-            msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            problems.append(IngestProblem(source, line, msg))
+        except ValidationError as exc:  # before ValueError: it is one
+            err = exc.errors()[0]
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(IngestProblem(source, line, f"{'.'.join(map(str, err['loc']))}: {msg}" if err["loc"] else msg))
+        except ValueError as exc:
+            problems.append(IngestProblem(source, line, str(exc)))
 
     suffix = path.suffix.lower()
     try:

@@ -249,3 +249,13 @@ def test_an_faqs_next_step_is_stored_searched_and_a_new_one_rewrites_it(fresh_st
     again = ingest(fresh_store, "shop", faqs)
     assert again.updated == ["faq-a"] and again.unchanged == ["faq-b"]
     assert fresh_store.search("shop", "parcel damaged", k=1)[0].next_step == "Please add a photo, and we will refund you."
+
+
+def test_an_faq_whose_next_step_fails_a_guardrail_is_reported_with_its_line_and_not_ingested(fresh_store, tmp_path):
+    faqs = tmp_path / "faqs.yaml"
+    faqs.write_text("- {id: faq-a, question: 'Opening hours?', answer: 'We open at 8.'}\n"
+                    "- {id: faq-b, question: 'Broken item?', answer: 'We replace it.', next_step: 'You should have checked it.'}\n")
+    report = ingest(fresh_store, "shop", faqs)
+    assert report.added == ["faq-a"]
+    [problem] = report.problems
+    assert problem.line == 2 and "blame" in problem.message and "next_step" in problem.message

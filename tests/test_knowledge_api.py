@@ -79,3 +79,11 @@ def test_an_faq_written_with_a_next_step_is_searched_with_it(client, brand):
     assert [(h["id"], h["next_step"]) for h in hits] == [("faq-gift-cards", step)]
     r = client.post(f"/v1/brands/{brand}/documents", json={"documents": [{**FAQ, "next_step": "x" * 501}]})
     assert r.status_code == 422 and r.json()["error"]["field"].endswith("next_step")
+
+
+def test_a_next_step_that_fails_a_guardrail_is_a_422_naming_it_and_writes_nothing(client, brand):
+    bad = {**FAQ, "next_step": "Just send us the amount and we'll sort it."}
+    r = client.post(f"/v1/brands/{brand}/documents", json={"documents": [bad]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "documents.0.next_step"
+    assert "en.minimising" in r.json()["error"]["message"]
+    assert client.get(f"/v1/brands/{brand}/documents").status_code == 404  # nothing written: the brand does not exist

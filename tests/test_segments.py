@@ -395,3 +395,23 @@ def test_a_direct_message_that_reads_the_prompt_back_gives_way_to_the_brands(cli
                         + "PRIVATE: Could you send us your order number and a photo of the damage? No jokes, no emoji."))
     draft = suggest(client, n=1).json()["drafts"][0]
     assert draft["private"] == "Could you send us your order number and a photo of the damage?"
+
+
+def test_a_next_step_that_fails_in_this_context_gives_way_to_the_brands_own_ending():
+    from api.fallbacks import private_part
+    from api.schemas import SuggestRequest
+    from guardrails.policy import load_policy
+    from prompts.segments import language_spec
+
+    req = SuggestRequest(brand="acme", message=COMPLAINT, channel="twitter", visibility="public", n=1)
+    triage = analyze(COMPLAINT)
+    context = CheckContext(language="en", serious=True, message=COMPLAINT, channel="twitter")
+    blocked = []
+    private, findings = private_part(None, triage, req, context, load_policy("acme"), blocked,
+                                     next_step="You should have packed it better yourself.")
+    assert private.endswith(language_spec("en").phrases.next_step) and not is_blocking(findings)
+    # a model DM that blames is reported, and the brand's ends with the FAQ's next step when that passes
+    step = "Please add a photo of the item, and we'll send a replacement."
+    private, _ = private_part("You should have checked the box.", triage, req, context, load_policy("acme"), blocked,
+                              next_step=step)
+    assert private.endswith(step) and [b.part for b in blocked] == ["private"]

@@ -98,7 +98,8 @@ def _to_document(i: int, d: DocumentIn) -> Document:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(map(str, err["loc"]))
-        raise APIError(422, "invalid_document", f"documents[{i}].{loc}: {err['msg']}", f"documents.{i}.{loc}") from exc
+        raise APIError(422, "invalid_document", f"documents[{i}].{loc}: {err['msg'].removeprefix('Value error, ')}",
+                       f"documents.{i}.{loc}") from exc
 
 
 @router.post("/v1/brands/{brand}/documents", response_model=DocumentsWritten,
