@@ -154,7 +154,10 @@ def rules_for(lang: str, rules_dir: Path = RULES_DIR) -> tuple[CompiledRule, ...
 
 @lru_cache(maxsize=None)
 def _index_for(lang: str) -> TriggerIndex:
-    return TriggerIndex(cr.trigger_sets for cr in rules_for(lang))
+    rules = rules_for(lang)
+    # the rules' own examples stand for the drafts to come: which words are common in replies
+    sample = [normalise(x).casefold() for cr in rules for x in (*cr.rule.examples.flag, *cr.rule.examples.ok)]
+    return TriggerIndex((cr.trigger_sets for cr in rules), sample)
 
 
 def available_languages(rules_dir: Path = RULES_DIR) -> list[str]:

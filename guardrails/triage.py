@@ -193,7 +193,8 @@ def _all_cues() -> tuple[tuple[str, CompiledRule], ...]:
 @lru_cache(maxsize=1)
 def _cue_index() -> TriggerIndex:
     """One prefilter over every family's cues: one pass over the message, not one per family."""
-    return TriggerIndex(cue.trigger_sets for _, cue in _all_cues())
+    sample = [normalise(x).casefold() for _, cue in _all_cues() for x in (*cue.rule.examples.flag, *cue.rule.examples.ok)]
+    return TriggerIndex((cue.trigger_sets for _, cue in _all_cues()), sample)
 
 
 def _matches(text: str, folded: str) -> dict[str, list[tuple[CompiledRule, re.Match]]]:

@@ -6,7 +6,8 @@ the text cannot match it and is not run.
 
 from __future__ import annotations
 
-import itertools
+import functools
+import operator
 from collections.abc import Iterable, Sequence
 
 import ahocorasick
@@ -16,53 +17,51 @@ from guardrails.triggers import Requirement
 
 class TriggerIndex:
     """Maps a text to the rules that might match it, and to which of each rule's alternatives
-    might: those whose every required set has a string in the text, found in one Aho-Corasick pass."""
+    might: those whose every required set has a string in the text, found in one Aho-Corasick pass.
 
-    def __init__(self, requirements: Iterable[Sequence[Requirement] | None]):
+    This runs on every draft, so the bookkeeping is done with Python ints as bit sets, where one `|`
+    or `&` does in C what loops over sets did in Python: each literal maps to one int holding the
+    sets it belongs to (low bits) and the entries (a rule's alternative) whose most selective set
+    it is in (high bits). OR-ing the values of every literal found gives, at once, the sets that
+    hold and the entries worth a look; an entry is woken when all its other sets hold too."""
+
+    def __init__(self, requirements: Iterable[Sequence[Requirement] | None], sample: Iterable[str] = ()):
+        """`sample`: case-folded texts like those the index will see (the rules' own examples). Each
+        alternative is then looked at through the set of its literals that is rarest there: "that"
+        or "you" would make it a candidate in most drafts, "fault" in few."""
         self.always: list[int] = []
-        self.entries: list[tuple[int, tuple[frozenset[int], ...]]] = []  # (rule, its alternative as literal ids)
-        self.by_first: dict[int, list[int]] = {}  # literal id -> entries whose most selective set holds it
-        self._rule_of: list[int] = []  # entry -> its rule
-        self._alt_of: list[int] = []  # entry -> which of its rule's alternatives it is
+        entries: list[tuple[int, int, tuple[frozenset[str], ...]]] = []  # (rule, which alternative, its sets)
         self._alternatives: dict[int, int] = {}  # rule -> how many alternatives it has
-        ids: dict[str, int] = {}
         for rule, alternatives in enumerate(requirements):
             if not alternatives:
                 self.always.append(rule)
                 continue
             self._alternatives[rule] = len(alternatives)
-            for n, alternative in enumerate(alternatives):
-                as_ids = tuple(frozenset(ids.setdefault(word, len(ids)) for word in s) for s in alternative)
-                for word_id in as_ids[0]:
-                    self.by_first.setdefault(word_id, []).append(len(self.entries))
-                self.entries.append((rule, as_ids))
-                self._rule_of.append(rule)
-                self._alt_of.append(n)
-        # The same entries, laid out for woken(), which runs on every text, so that its work is done by
-        # C set operations rather than Python loops: per literal, the entries it wakes on its own, and
-        # the entries it wakes when their other sets (as set ids) are all present too.
-        set_ids: dict[frozenset[int], int] = {}
-        self._sets_of: dict[int, tuple[int, ...]] = dict.fromkeys(ids.values(), ())  # literal id -> the sets it is in
-        for _, sets in self.entries:
-            for s in sets[1:]:  # a first set is known to hold when its entry is looked at
-                if s not in set_ids:
-                    set_ids[s] = len(set_ids)
-                    for word_id in s:
-                        self._sets_of[word_id] = (*self._sets_of.get(word_id, ()), set_ids[s])
-        self._wakes: dict[int, frozenset[int]] = {}
-        self._pairs: dict[int, tuple[tuple[int, ...], tuple[frozenset[int], ...]]] = {}
-        for word_id, entries in self.by_first.items():
-            wakes = frozenset(e for e in entries if len(self.entries[e][1]) == 1)
-            rest = [(e, frozenset(set_ids[s] for s in self.entries[e][1][1:])) for e in entries if e not in wakes]
-            if wakes:
-                self._wakes[word_id] = wakes
-            if rest:
-                self._pairs[word_id] = (tuple(e for e, _ in rest), tuple(needs for _, needs in rest))
-        self._keys = frozenset(self.by_first)
+            entries.extend((rule, n, tuple(alternative)) for n, alternative in enumerate(alternatives))
+        seen = _document_frequency({word for _, _, sets in entries for s in sets for word in s}, sample)
+        if seen:  # the rarest set first; stable, so without a sample the most selective (triggers.py) stays first
+            entries = [(rule, n, tuple(sorted(sets, key=lambda s: sum(seen.get(w, 0) for w in s))))
+                       for rule, n, sets in entries]
+        set_bit: dict[frozenset[str], int] = {}
+        for _, _, sets in entries:
+            for s in sets:
+                set_bit.setdefault(s, 1 << len(set_bit))
+        self._shift = len(set_bit)  # entry e is bit (shift + e)
+        value: dict[str, int] = {}  # literal -> its sets' bits | the bits of the entries it can wake
+        for s, bit in set_bit.items():
+            for word in s:
+                value[word] = value.get(word, 0) | bit
+        for e, (_, _, sets) in enumerate(entries):
+            for word in sets[0]:
+                value[word] |= 1 << (self._shift + e)
+        # an entry woken by its first set needs each of its other sets to hold as well
+        self._needs = [functools.reduce(operator.or_, (set_bit[s] for s in sets[1:]), 0) for _, _, sets in entries]
+        self._entry = [(rule, n) for rule, n, _ in entries]  # numbered in rule order, alternatives in theirs
+        self._sets_mask = (1 << self._shift) - 1
         self.automaton = ahocorasick.Automaton()
-        for word, word_id in ids.items():
-            self.automaton.add_word(word, word_id)
-        self.empty = not ids
+        for word, bits in value.items():
+            self.automaton.add_word(word, bits)
+        self.empty = not value
         if not self.empty:
             self.automaton.make_automaton()
 
@@ -72,28 +71,47 @@ class TriggerIndex:
 
     def woken(self, folded: str) -> list[tuple[int, tuple[int, ...] | None]]:
         """(rule, the indices of its alternatives that might match, None for all of them), in rule order."""
+        out: list[tuple[int, tuple[int, ...] | None]] = [(rule, None) for rule in self.always]
         if self.empty:
-            return [(rule, None) for rule in self.always]
-        found = {word_id for _end, word_id in self.automaton.iter(folded)}
+            return out
+        bits = functools.reduce(operator.or_, map(operator.itemgetter(1), self.automaton.iter(folded)), 0)
         if not folded.isascii() and ("ı" in folded or "\u0307" in folded):
             # `re` matches "i" to "ı" and "İ" (folded "i̇"), which folding keeps apart: "arrıved" must still
             # wake a rule that needs "arrived"
-            found.update(word_id for _end, word_id in self.automaton.iter(folded.replace("ı", "i").replace("\u0307", "")))
-        hit: set[int] = set()
-        wakes, pairs = self._wakes, self._pairs
-        present = set().union(*map(self._sets_of.__getitem__, found))  # the sets with a literal in the text
-        for word_id in self._keys.intersection(found):
-            if word_id in wakes:
-                hit |= wakes[word_id]
-            if word_id in pairs:
-                entries, needs = pairs[word_id]
-                hit.update(itertools.compress(entries, map(present.issuperset, needs)))
-        out: list[tuple[int, tuple[int, ...] | None]] = [(rule, None) for rule in self.always]
-        total, alt_of = self._alternatives, self._alt_of
-        # entries are numbered in rule order, each rule's alternatives in theirs
-        for rule, entries in itertools.groupby(sorted(hit), self._rule_of.__getitem__):
-            alts = tuple(map(alt_of.__getitem__, entries))
-            out.append((rule, None if len(alts) == total[rule] else alts))
+            plain = folded.replace("ı", "i").replace("\u0307", "")
+            bits = functools.reduce(operator.or_, map(operator.itemgetter(1), self.automaton.iter(plain)), bits)
+        present, looked_at = bits & self._sets_mask, bits >> self._shift
+        needs, entry, total = self._needs, self._entry, self._alternatives
+        rule, alts = -1, []
+        while looked_at:  # lowest bit first: entries in rule order
+            low = looked_at & -looked_at
+            looked_at ^= low
+            e = low.bit_length() - 1
+            if needs[e] & present != needs[e]:
+                continue
+            r, n = entry[e]
+            if r != rule:
+                if alts:
+                    out.append((rule, None if len(alts) == total[rule] else tuple(alts)))
+                rule, alts = r, []
+            alts.append(n)
+        if alts:
+            out.append((rule, None if len(alts) == total[rule] else tuple(alts)))
         if self.always:
             out.sort(key=lambda pair: pair[0])
         return out
+
+
+def _document_frequency(words: set[str], sample: Iterable[str]) -> dict[str, int]:
+    """In how many of the sample texts each word occurs."""
+    if not words:
+        return {}
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        automaton.add_word(word, word)
+    automaton.make_automaton()
+    counts: dict[str, int] = {}
+    for text in sample:
+        for word in {word for _, word in automaton.iter(text)}:
+            counts[word] = counts.get(word, 0) + 1
+    return counts
