@@ -139,14 +139,16 @@ def _function_words() -> dict:
 
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+_ASCII_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)*")  # _TOKEN on an ASCII text once lowercased: a third faster
 
 
 def _hits(text: str, words: dict) -> dict[str, int]:
     """How many of each language's function words the text uses (a word two languages share counts for both)."""
     counts = dict.fromkeys(words["words"], 0)
-    langs_of = words["langs_of"]
-    for token in _TOKEN.findall(text):
-        for lang in langs_of.get(token.casefold(), ()):
+    # runs on every draft: folding an ASCII text once is folding each of its tokens
+    tokens = _ASCII_TOKEN.findall(text.lower()) if text.isascii() else map(str.casefold, _TOKEN.findall(text))
+    for langs in filter(None, map(words["langs_of"].get, tokens)):
+        for lang in langs:
             counts[lang] += 1
     return counts
 
