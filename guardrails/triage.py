@@ -164,7 +164,8 @@ def _settled(counts: dict[str, int], words: dict) -> str | None:
     rule = words["settled"]
     best = max(counts, key=counts.__getitem__)
     others = max((n for lang, n in counts.items() if lang != best), default=0)
-    if best in rule["languages"] and counts[best] >= rule["min_hits"] and counts[best] >= rule["lead"] * max(others, 1):
+    if best in rule["languages"] and counts[best] >= rule["min_hits"] and counts[best] > others \
+            and counts[best] >= rule["lead"] * others:
         return best
     return None
 
