@@ -137,6 +137,8 @@ def _first(items: Sequence, flags: int, out: set, word_start: bool, bounds: bool
             word_start = word_start or (bounds and av is C.AT_BOUNDARY)
             continue  # zero-width: what follows starts here
         if op in (C.ASSERT, C.ASSERT_NOT):
+            # `(?<![\w/.])`: no word character before, so before a word character this is a \b
+            word_start = word_start or (bounds and op is C.ASSERT_NOT and _after_no_word_char(av))
             continue
         if op is C.IN:
             out.update((word_start, c) for c in _start_chars(av))
@@ -158,6 +160,14 @@ def _first(items: Sequence, flags: int, out: set, word_start: bool, bounds: bool
         else:  # any character, a negated class, a back-reference...: anywhere
             raise _NoAnchor
     return True
+
+
+def _after_no_word_char(av) -> bool:
+    """Whether a negative assertion is a lookbehind of one character from a class that holds `\w`."""
+    direction, sub = av
+    items = list(sub)
+    return direction == -1 and len(items) == 1 and items[0][0] is C.IN \
+        and (C.CATEGORY, C.CATEGORY_WORD) in items[0][1] and (C.NEGATE, None) not in items[0][1]
 
 
 def _start_chars(items) -> set:

@@ -20,10 +20,12 @@ class TriggerIndex:
     might: those whose every required set has a string in the text, found in one Aho-Corasick pass.
 
     This runs on every draft, so the bookkeeping is done with Python ints as bit sets, where one `|`
-    or `&` does in C what loops over sets did in Python: each literal maps to one int holding the
-    sets it belongs to (low bits) and the entries (a rule's alternative) whose most selective set
-    it is in (high bits). OR-ing the values of every literal found gives, at once, the sets that
-    hold and the entries worth a look; an entry is woken when all its other sets hold too."""
+    or `&` does in C what loops over sets did in Python. An entry is one alternative of a rule; each
+    literal maps to one int with a bit for every entry whose rarest set holds it, one for every
+    entry whose second-rarest set holds it, and one for every further set it is in. OR-ing the
+    values of every literal found, then AND-ing the first two regions, gives the entries whose two
+    rarest sets hold (few: most literals are rare, or only one of an entry's sets); those with more
+    sets are woken when the rest hold too."""
 
     def __init__(self, requirements: Iterable[Sequence[Requirement] | None], sample: Iterable[str] = ()):
         """`sample`: case-folded texts like those the index will see (the rules' own examples). Each
@@ -44,20 +46,23 @@ class TriggerIndex:
                        for rule, n, sets in entries]
         set_bit: dict[frozenset[str], int] = {}
         for _, _, sets in entries:
-            for s in sets:
+            for s in sets[2:]:
                 set_bit.setdefault(s, 1 << len(set_bit))
-        self._shift = len(set_bit)  # entry e is bit (shift + e)
-        value: dict[str, int] = {}  # literal -> its sets' bits | the bits of the entries it can wake
+        # bits: [the sets past each entry's second (S)][entry e's first set holds (E)][its second set holds (E)]
+        self._shift, n = len(set_bit), len(entries)
+        value: dict[str, int] = {}  # literal -> the bits it sets
         for s, bit in set_bit.items():
             for word in s:
                 value[word] = value.get(word, 0) | bit
         for e, (_, _, sets) in enumerate(entries):
-            for word in sets[0]:
-                value[word] |= 1 << (self._shift + e)
-        # an entry woken by its first set needs each of its other sets to hold as well
-        self._needs = [functools.reduce(operator.or_, (set_bit[s] for s in sets[1:]), 0) for _, _, sets in entries]
+            for region, s in ((0, sets[0]), (n, sets[1] if len(sets) > 1 else sets[0])):
+                for word in s:
+                    value[word] = value.get(word, 0) | 1 << (self._shift + region + e)
+        self._size = n
+        # an entry whose first two sets hold needs each of its other sets to hold as well
+        self._needs = [functools.reduce(operator.or_, (set_bit[s] for s in sets[2:]), 0) for _, _, sets in entries]
         self._entry = [(rule, n) for rule, n, _ in entries]  # numbered in rule order, alternatives in theirs
-        self._sets_mask = (1 << self._shift) - 1
+        self._sets_mask, self._entries_mask = (1 << self._shift) - 1, (1 << n) - 1
         self.automaton = ahocorasick.Automaton()
         for word, bits in value.items():
             self.automaton.add_word(word, bits)
@@ -80,14 +85,15 @@ class TriggerIndex:
             # wake a rule that needs "arrived"
             plain = folded.replace("ı", "i").replace("\u0307", "")
             bits = functools.reduce(operator.or_, map(operator.itemgetter(1), self.automaton.iter(plain)), bits)
-        present, looked_at = bits & self._sets_mask, bits >> self._shift
+        present, first = bits & self._sets_mask, bits >> self._shift
+        looked_at = first & (first >> self._size) & self._entries_mask
         needs, entry, total = self._needs, self._entry, self._alternatives
         rule, alts = -1, []
         while looked_at:  # lowest bit first: entries in rule order
             low = looked_at & -looked_at
             looked_at ^= low
             e = low.bit_length() - 1
-            if needs[e] & present != needs[e]:
+            if needs[e] and needs[e] & present != needs[e]:
                 continue
             r, n = entry[e]
             if r != rule:
