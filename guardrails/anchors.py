@@ -200,13 +200,14 @@ class Matcher:
     `rx.search(norm)` and `list(rx.finditer(norm))` return, doing less work to get there.
     `kind` is text_kind(norm, folded)."""
 
-    __slots__ = ("rx", "anchors", "relaxed")
+    __slots__ = ("rx", "anchors", "relaxed", "core")
 
     def __init__(self, rx: re.Pattern, parsed: parser.SubPattern | None = None):
         """`parsed`: the pattern rx was compiled from, when it was compiled from a parsed one."""
         self.rx = rx
         self.anchors = start_anchors(rx.pattern if parsed is None else parsed)
         self.relaxed = None if self.anchors is not None else _relaxed(rx.pattern if parsed is None else parsed, rx.flags)
+        self.core = None if self.anchors is not None else _core(rx.pattern if parsed is None else parsed, rx.flags)
 
     def search(self, norm: str, folded: str, kind: int) -> re.Match | None:
         return next(self._scan(norm, folded, kind), None)
@@ -251,6 +252,8 @@ class Matcher:
             pos += 1
 
     def _search(self, norm: str, pos: int) -> re.Match | None:
+        if self.core is not None and self.core.search(norm, pos) is None:
+            return None  # what every match holds is not there: no need to try the whole pattern everywhere
         if self.relaxed is not None:
             # every match of rx is a match of the relaxed pattern at the same offset, so rx's first
             # match cannot start before the relaxed one's
@@ -284,6 +287,23 @@ def _relaxed(pattern: str | parser.SubPattern, flags: int) -> re.Pattern | None:
     if len(kept) in (0, len(parsed.data)) or parsed.state.groups > 1:
         return None
     return _compiler.compile(parser.SubPattern(parsed.state, kept), flags)
+
+
+def _core(pattern: str | parser.SubPattern, flags: int) -> re.Pattern | None:
+    """The pattern from its first literal character on, at the top level, when something else comes
+    first (`\\b[\\w.+-]+@[\\w-]+...` -> `@[\\w-]+...`): every match of the pattern holds a match of
+    it, and `re` skips straight to a leading literal, where the whole pattern is tried at every
+    offset. A cheap way to tell that there is no match at all, which is nearly always the answer."""
+    try:
+        parsed = parser.parse(pattern, flags) if isinstance(pattern, str) else pattern
+    except re.error:
+        return None
+    if parsed.state.groups > 1:  # a back-reference into the part left out would not compile
+        return None
+    for i, (op, _av) in enumerate(parsed.data):
+        if op is C.LITERAL:
+            return _compiler.compile(parser.SubPattern(parsed.state, parsed.data[i:]), flags) if i else None
+    return None
 
 
 def _costly_lookahead(item) -> bool:

@@ -74,6 +74,8 @@ def test_same_matches_as_a_plain_search(rule_id, pattern, examples):
     (r"\^x", "^x ^y", [0]),  # a literal caret is not the start of the text
     (r"(?a)\bab", "éab ab", [1, 4]),  # an ASCII \b is not the finder's Unicode one: no word start there
     (r"aa", "aaa", [0, 1]),  # overlapping occurrences
+    (r"(?<![\w/.])\d{3}", "a123 456 7/890 (123", [5, 9, 11, 16]),  # no word character before: a word start
+    (r"(?<![/.])\d{3}", "a123", [1, 2, 3]),  # a class without \w says nothing about word starts
 ])
 def test_start_anchors(pattern, text, starts):
     anchors = start_anchors(pattern)
@@ -93,6 +95,17 @@ def test_a_costly_lookahead_is_only_a_hint():
     for text in ["mail help@acme.com or ana@mail.com", "@123 no mail here", "ana@mail.com, bo@x.io"]:
         kind = text_kind(text, text.casefold())
         assert [m.span() for m in matcher.finditer(text, text.casefold(), kind)] == [m.span() for m in rx.finditer(text)]
+
+
+def test_a_pattern_that_cannot_be_anchored_is_searched_only_when_its_literal_core_is_there():
+    rx = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", re.IGNORECASE)
+    matcher = Matcher(rx)
+    assert matcher.anchors is None and matcher.core is not None
+    assert matcher.core.search("@acme thanks") is None and matcher.core.search("ana@mail.com") is not None
+    for text in ["@acme we're on it", "write to ana.b@mail.co.uk or bo@x.io", "a@b", "x@y.z@w.v"]:
+        norm, folded, kind = _prepared(text)
+        _assert_as_re(rx, norm, matcher.search(norm, folded, kind), matcher.finditer(norm, folded, kind), text)
+    assert Matcher(re.compile(r"(\w+)@\1")).core is None  # a back-reference needs what comes before
 
 
 def test_case_folding_agrees_with_re_where_offsets_are_kept():
