@@ -135,6 +135,29 @@ def check(paths: list[str] = typer.Argument(None, help="Files or folders of save
     raise typer.Exit(1 if blocking or problems else 0)
 
 
+class InvalidLine(ValueError):
+    """A JSON Lines input line that is not what the mode reads: says which field and why."""
+
+    def __init__(self, message: str, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _jsonl_item(line: str, required: str, optional: tuple[str, ...]) -> dict:
+    """One input line as an object whose `required` field is a string and whose `optional` ones are
+    strings or null."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidLine(f"not JSON: {exc}", required) from exc
+    if not isinstance(item, dict) or not isinstance(item.get(required), str):
+        raise InvalidLine(f"expected an object with a string \"{required}\"", required)
+    for field in optional:
+        if not isinstance(item.get(field), (str, type(None))):
+            raise InvalidLine(f"\"{field}\" must be a string or null, not {type(item[field]).__name__}", field)
+    return item
+
+
 def _check_jsonl(check_reply, brand: str | None) -> int:
     """One result per input line, in order; a bad line gets an error object, never a crash."""
     blocked = False
@@ -143,12 +166,10 @@ def _check_jsonl(check_reply, brand: str | None) -> int:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                raise TypeError("expected an object with a string \"text\"")
+            item = _jsonl_item(line, "text", ("message", "language", "brand"))
             result = check_reply(item["text"], item.get("message"), item.get("language"), item.get("brand", brand)).as_dict()
-        except (json.JSONDecodeError, TypeError) as exc:
-            result = {"error": {"code": "invalid_line", "message": f"line {n}: {exc}", "field": "text"}}
+        except InvalidLine as exc:
+            result = {"error": {"code": "invalid_line", "message": f"line {n}: {exc}", "field": exc.field}}
         blocked |= result.get("passed") is False
         write(json.dumps(result, ensure_ascii=False) + "\n")
     return 1 if blocked else 0
@@ -166,10 +187,10 @@ def analyze(message: str = typer.Argument(None, help="The customer's message (om
             if not line.strip():
                 continue
             try:
-                item = json.loads(line)
-                result = run_analyze(str(item["message"]), language=item.get("language")).model_dump()
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                result = {"error": {"code": "invalid_line", "message": f"line {n}: {exc}", "field": "message"}}
+                item = _jsonl_item(line, "message", ("language",))
+                result = run_analyze(item["message"], language=item.get("language")).model_dump()
+            except InvalidLine as exc:
+                result = {"error": {"code": "invalid_line", "message": f"line {n}: {exc}", "field": exc.field}}
             sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         return
     if not message:

@@ -40,10 +40,22 @@ def test_check_jsonl_keeps_order_and_shape():
     assert out[1]["passed"] is True and out[2]["error"]["code"] == "invalid_line"
 
 
+def test_check_jsonl_names_a_field_of_the_wrong_type_and_goes_on():
+    lines = [{"text": "Just restart it lol", "message": 5}, {"text": "ok", "language": ["en"]},
+             {"text": "Thanks for the kind words!"}]
+    r = run("check", "--jsonl", stdin="".join(json.dumps(x) + "\n" for x in lines))
+    out = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [o.get("error", {}).get("field") for o in out] == ["message", "language", None]
+    assert "must be a string" in out[0]["error"]["message"] and out[2]["passed"] is True
+    assert "Traceback" not in r.stderr
+
+
 def test_analyze_jsonl():
-    r = run("analyze", "--jsonl", stdin='{"message": "My account was hacked"}\n{"message": "Love it"}\n')
+    r = run("analyze", "--jsonl", stdin='{"message": "My account was hacked"}\n{"message": "Love it"}\n'
+                                        '{"message": 12}\n{"message": "hi", "language": 5}\n')
     out = [json.loads(x) for x in r.stdout.splitlines()]
     assert out[0]["serious"] is True and out[1]["sentiment"] == "positive"
+    assert [o["error"]["field"] for o in out[2:]] == ["message", "language"]
 
 
 def test_ingest_reports_problems_and_exits_1(tmp_path):
