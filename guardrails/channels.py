@@ -94,17 +94,17 @@ def check_channel(text: str, channel: str | None, lang: str) -> list[Finding]:
         size = length(text, spec.count)
         if size > spec.max_length:
             cut = _last_sentence_end_within(text, spec)
-            findings.append(Finding.model_construct(
+            findings.append(Finding(
                 rule=f"any.channel_length.{channel}", family="channel_length", severity="block", lang=lang,
                 start=cut if cut else 0, end=len(text), match=text[cut:][:80] if cut else text[:80],
                 message=f"{size} characters as {channel} counts them; the limit is {spec.max_length}.",
                 suggestion="" if cut else None))
     if spec.greeting == "required" and not _GREETING.search(text):
-        findings.append(Finding.model_construct(
+        findings.append(Finding(
             rule=f"any.channel_format.{channel}-greeting", family="channel_format", severity="warn", lang=lang,
             start=0, end=0, match="", message=f"A {channel} reply usually opens with a greeting.", suggestion=None))
     if spec.signoff == "required" and not _SIGNOFF.search(text):
-        findings.append(Finding.model_construct(
+        findings.append(Finding(
             rule=f"any.channel_format.{channel}-signoff", family="channel_format", severity="warn", lang=lang,
             start=len(text), end=len(text), match="", message=f"A {channel} reply usually ends with a sign-off.",
             suggestion=None))

@@ -47,9 +47,7 @@ def check_reply(text: str, message: str | None = None, language: str | None = No
         language, serious = triage.language, triage.serious
     else:
         language, serious = language or detect_language(text), False
-    # built without validation (a tenth of a check): every value is this function's own, typed above
-    context = CheckContext.model_construct(language=language, serious=serious, message=message, channel=channel,
-                                           visibility=visibility)
+    context = CheckContext(language=language, serious=serious, message=message, channel=channel, visibility=visibility)
     findings = load_policy(brand).apply(check(text, context))
     return Checked(not is_blocking(findings), language, serious, findings)
 

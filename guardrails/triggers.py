@@ -380,8 +380,9 @@ def _candidates(items: Sequence) -> list[frozenset[str]]:
         elif op is C.BRANCH:
             branches = [_required(list(b)) for b in av[1]]
             sub = None if any(b is None for b in branches) else frozenset().union(*branches)
-        # ANY, AT, ASSERT, categories, ...: nothing guaranteed. Lookaheads are skipped too, on purpose:
-        # conservative is always correct.
+        elif op is C.ASSERT:  # (?=...) or (?<=...): not in the match, but in the text, which is what is looked up
+            sub = _required(list(av[1]))
+        # ANY, AT, negative lookarounds, categories, ...: nothing guaranteed. Conservative is always correct.
         if sub:
             candidates.append(sub)
     flush()
