@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 from collections.abc import Iterable, Sequence
 
 import ahocorasick
 
 from guardrails.triggers import Requirement
+
+
+_OTHER_DIGIT = re.compile(r"[^\W0-9_](?<=\d)")  # \d that is not 0-9: Arabic-Indic, full-width, ...
 
 
 class TriggerIndex:
@@ -79,6 +83,9 @@ class TriggerIndex:
         out: list[tuple[int, tuple[int, ...] | None]] = [(rule, None) for rule in self.always]
         if self.empty:
             return out
+        if not folded.isascii() and _OTHER_DIGIT.search(folded):
+            # a rule's "\d{3}" is looked up as "000" ... "999" (guardrails/triggers.py): "１２３" must wake it too
+            folded = _OTHER_DIGIT.sub(lambda m: str(int(m.group(0))), folded)
         bits = functools.reduce(operator.or_, map(operator.itemgetter(1), self.automaton.iter(folded)), 0)
         if not folded.isascii() and ("ı" in folded or "\u0307" in folded):
             # `re` matches "i" to "ı" and "İ" (folded "i̇"), which folding keeps apart: "arrıved" must still

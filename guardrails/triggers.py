@@ -330,6 +330,16 @@ def _char_set(items) -> frozenset[str] | None:
     return frozenset(chars) if 0 < len(chars) <= 8 else None
 
 
+ASCII_DIGITS = "0123456789"  # what \d stands for here: the trigger index writes other digits as ASCII ones
+
+
+def _digits(body: Sequence) -> bool:
+    """Whether a repeat's body is one digit: `\d` or `[0-9]`."""
+    if len(body) != 1 or body[0][0] is not C.IN:
+        return False
+    return list(body[0][1]) in ([(C.CATEGORY, C.CATEGORY_DIGIT)], [(C.RANGE, (48, 57))])
+
+
 def _score(options: frozenset[str]) -> tuple[int, int]:
     return (min(len(s) for s in options), -len(options))  # long and few: fewest false candidates
 
@@ -375,6 +385,8 @@ def _candidates(items: Sequence) -> list[frozenset[str]]:
                 frozenset({chr(body[0][1]).casefold()}) if len(body) == 1 and body[0][0] is C.LITERAL else None)
             if low >= 2 and chars and len(chars) ** min(low, 3) <= 16:  # "!{2,}" needs "!!"; "[!！]{2,}" one of four
                 sub = frozenset(map("".join, itertools.product(sorted(chars), repeat=min(low, 3))))
+            elif low >= 2 and _digits(body):  # "\d{4}" needs three digits in a row: one of "000" ... "999"
+                sub = frozenset(map("".join, itertools.product(ASCII_DIGITS, repeat=min(low, 3))))
             else:
                 sub = _required(body) if low >= 1 else None
         elif op is C.BRANCH:

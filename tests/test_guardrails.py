@@ -95,6 +95,15 @@ def test_triggers_are_a_safe_prefilter(file, rule):
             assert any(t in text.lower() for t in cr.triggers), (text, m.group(0))
 
 
+def test_triggers_are_written_only_where_the_pattern_says_nothing():
+    """Hand-written triggers are a fallback; where the pattern's own requirements can be read, they are
+    not used, and a list kept there would only mislead whoever edits the rule."""
+    from guardrails.triggers import split_alternatives
+
+    unused = [f"{f.lang}.{f.family}.{r.id}" for f, r in ENTRIES if r.triggers and split_alternatives(r.pattern)[0]]
+    assert unused == []
+
+
 def test_one_suggestion_checks_each_text_and_context_once(monkeypatch):
     """Inside one_suggestion() a repeated (text, context) is judged once; a changed context is judged
     again; outside it nothing is remembered; every caller gets its own list."""

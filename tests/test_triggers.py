@@ -79,6 +79,18 @@ def test_alternatives_each_carry_their_own_requirement():
     assert required_alternatives(r"foo|\w+") == ()  # an alternative that needs nothing: always run
 
 
+def test_lookarounds_and_digit_runs_are_required_too():
+    """A positive lookaround's words are in the text, if not in the match; "\\d{4}" needs three digits in
+    a row, written in any script (the index reads other digits as ASCII ones)."""
+    index = TriggerIndex([required_alternatives(r"\bjust\s+(?=need\s+to\b)"), required_alternatives(r"\b\d{4}\b")])
+    assert index.candidates("you just need to wait") == [0]
+    assert index.candidates("just wait, we need it") == [0]  # the words are there: the regex decides
+    assert index.candidates("just wait") == []
+    assert index.candidates("order 1234") == [1] and index.candidates("订单１２３４") == [1]
+    assert index.candidates("in 2 days, 24/7") == []
+    assert re.search(r"\b\d{4}\b", "订单 １２３４") is not None  # what the index must not miss
+
+
 def test_a_character_class_is_judged_under_its_own_patterns_flags():
     """`\\w` under (?a) stops before "é"; without it, "é" is a word character that `\\w+` can give back.
     The compiled-class cache must not hand the ASCII class to the Unicode pattern (or the reverse)."""
