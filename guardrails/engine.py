@@ -97,8 +97,11 @@ class CompiledRule:
         self.before = re.compile(f"(?:{rule.unless_before})$", re.IGNORECASE) if rule.unless_before else None
         self.after = re.compile(rule.unless_after, re.IGNORECASE) if rule.unless_after else None
         self.required_before = re.compile(f"(?:{rule.requires_before})$", re.IGNORECASE) if rule.requires_before else None
-        derived, parts = split_alternatives(rule.pattern)
         given = frozenset(t.casefold() for t in rule.triggers)
+        # the pattern's own words; failing those, the hand-written triggers; failing those, single characters
+        derived, parts = split_alternatives(rule.pattern)
+        if not derived and not given:
+            derived, parts = split_alternatives(rule.pattern, loose=True)
         self.trigger_sets = derived or (((given,),) if given else ())
         # one set every match needs (the union over alternatives of each one's best set): tests and docs
         self.triggers = frozenset().union(*(alt[0] for alt in self.trigger_sets)) if self.trigger_sets else None

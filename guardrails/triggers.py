@@ -61,12 +61,14 @@ def required_alternatives(pattern: str, limit: int = 64) -> tuple[Requirement, .
     return split_alternatives(pattern, limit)[0]
 
 
-def split_alternatives(pattern: str, limit: int = 64) -> tuple[tuple[Requirement, ...], tuple[parser.SubPattern, ...]]:
+def split_alternatives(pattern: str, limit: int = 64, loose: bool = False) -> tuple[tuple[Requirement, ...], tuple[parser.SubPattern, ...]]:
     """required_alternatives(), and each alternative as a parsed pattern of its own (for
     `_compiler.compile`), in the same order. `p` matches exactly as "alt1|alt2|..." would:
     an alternation is only taken apart where nothing before it in the match can backtrack
     (`a*(?:a|b)` on "aab" is "aab", `a*a|a*b` is "aa"), so the first alternative to match at
-    an offset is the one `p` takes there. Both empty when some alternative requires nothing."""
+    an offset is the one `p` takes there. Both empty when some alternative requires nothing.
+    `loose`: single ASCII characters count too ("[" and "]", "@" and "."): for a rule that would
+    otherwise run on every text."""
     try:
         parsed = parser.parse(pattern, re.IGNORECASE)
     except re.error:
@@ -78,7 +80,7 @@ def split_alternatives(pattern: str, limit: int = 64) -> tuple[tuple[Requirement
     finally:
         _MEMO.pieces = None
     for alternative in alternatives:
-        sets = sorted({c for c in alternative.sets if all(_selective(s) for s in c)}, key=_score, reverse=True)
+        sets = sorted({c for c in alternative.sets if all(_selective(s) for s in c) or loose}, key=_score, reverse=True)
         if not sets:
             return (), ()
         requirements.append(tuple(sets))
