@@ -141,19 +141,22 @@ def _function_words() -> dict:
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 _ASCII_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)*")  # _TOKEN on an ASCII text once lowercased
-# lowercase letters stay, every other byte becomes a space: one bytes.translate does what findall did
-_ASCII_WORDS = bytes(c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 else 32 for c in range(256))
+# lowercase letters and hyphens stay, every other byte becomes a space: one bytes.translate does what findall did
+_ASCII_WORDS = bytes(c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 or c == 45 else 32 for c in range(256))
+_NON_ASCII_WORD_CHAR = re.compile(r"[^\x00-\x7f](?<=[^\W\d_])")  # what _TOKEN takes that bytes cannot hold
 
 
 def _tokens(text: str) -> list[str] | list[bytes]:
-    """_TOKEN's words, case-folded. This runs on every draft, so an ASCII text without a hyphen is
-    split as bytes where it has no letter (C byte methods, a fifth of findall's cost); those words
-    are bytes, looked up in `langs_of_ascii`."""
-    if not text.isascii():
+    """_TOKEN's words, case-folded. This runs on every draft, so a text whose words are all ASCII (its
+    other characters "’", "–" or emoji: separators either way) is split as bytes, with C byte methods
+    (a fifth of findall's cost); those words are bytes, looked up in `langs_of_ascii`."""
+    if not text.isascii() and _NON_ASCII_WORD_CHAR.search(text):
         return [t.casefold() for t in _TOKEN.findall(text)]
-    if "-" in text:
-        return _ASCII_TOKEN.findall(text.lower())
-    return text.encode("ascii").translate(_ASCII_WORDS).split()
+    spaced = text.encode("ascii", "replace").translate(_ASCII_WORDS)
+    if b"-" not in spaced:
+        return spaced.split()
+    # a hyphen joins two letters ("e-mail") and nothing else, as in _TOKEN
+    return [w for w in (w.strip(b"-") for w in spaced.replace(b"--", b" ").split()) if w]
 
 
 def _hits(text: str, words: dict) -> dict[str, int]:

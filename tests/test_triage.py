@@ -93,3 +93,19 @@ def test_settled_leaves_unclear_and_other_languages_to_fasttext(text):
 
     words = _function_words()
     assert _settled(_hits(text, words), words) is None
+
+
+def test_fast_tokens_are_the_regex_tokens():
+    """_tokens() splits ASCII-worded texts as bytes for speed; it must give exactly the words _TOKEN
+    finds (hyphens inside words, curly quotes, dashes and emoji as separators, letters of any script)."""
+    import random
+
+    from guardrails.triage import _TOKEN, _tokens
+
+    rng = random.Random(7)
+    alphabet = "ab -–’é²_1A\nș"
+    texts = ["a--b -the the- e-mail mi-ati x_y 3rd a---b- ---", "don't can't we’re – ok 😂", "x² café", "１２ ok și"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 20))) for _ in range(5000)]
+    for text in texts:
+        fast = [t.decode() if isinstance(t, bytes) else t for t in _tokens(text)]
+        assert fast == [t.casefold() for t in _TOKEN.findall(text)], text
