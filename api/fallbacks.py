@@ -5,6 +5,7 @@ blocked) and no reply at all to a troll. Each is guarded like any draft."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from api.schemas import BlockedDraft, Draft, HoldingReason, KnowledgeRef, PromptRef, SuggestRequest, SuggestResponse, Usage
@@ -73,7 +74,7 @@ def holding(req: SuggestRequest, triage: Triage, context: CheckContext, policy: 
         return None
     text, lang = holding_reply(templates_, triage.language, req.received_at, req.customer_name)
     # a brand without a template in the customer's language falls back to English on purpose
-    findings = policy.apply(check(text, context.model_copy(update={"language": lang, "check_language": lang == triage.language})))
+    findings = policy.apply(check(text, replace(context, language=lang, check_language=lang == triage.language)))
     return None if is_blocking(findings) else Draft(text=text, findings=findings)
 
 
@@ -102,7 +103,7 @@ def private_part(text: str | None, triage: Triage, req: SuggestRequest, context:
     """The direct message (the model's `text`, else the brand's, ending with `next_step`), guarded as a private
     reply: order numbers allowed, blame never. A model message that fails is reported in `blocked` and the
     brand's used instead; a next step that fails in this context gives way to the brand's own ending."""
-    private_context = context.model_copy(update={"visibility": "private", "channel": None})
+    private_context = replace(context, visibility="private", channel=None)
     private, source = private_message(text, triage.language, req.message, req.customer_name, next_step, scaffold, questions)
     if source == "model":
         if (passed := _passing(private, private_context, policy)) is not None:

@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from pydantic import BaseModel
@@ -127,7 +127,7 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
     scaffold = instructions(template, req, triage, plan)
     # a draft reciting the system prompt is blocked (prompt injection); not the part instructions: they are
     # worded like replies ("send us a direct message so we can look into it")
-    context = context.model_copy(update={"prompt": messages[0]["content"]})
+    context = replace(context, prompt=messages[0]["content"])
     # the FAQ for the customer's problem says what we will do: the brand's direct message ends with it
     matched = next_step_for(faqs, triage, req.message) if plan.private else None
     next_step = matched.next_step if matched else None
@@ -136,7 +136,7 @@ async def _suggest(req: SuggestRequest, svc: Services, emit: Emit | None) -> Sug
                     questions="\n".join(h.title for h in faqs if h.title), next_step=next_step)
     # the model's own words are judged without the channel's length: a long part gives way to the brand's
     # sentence when the parts are put together (fit_channel), rather than the cut dropping the next step
-    words_only = context.model_copy(update={"channel": None})
+    words_only = replace(context, channel=None)
     params = template.params
     drafts: dict[str, Draft] = {}  # by text: the same draft twice is one draft
     blocked: list[BlockedDraft] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from evals.cases import Case
 from guardrails import CheckContext, check, is_blocking
@@ -49,8 +50,7 @@ def guardrail_pass(case: Case, resp: dict) -> float | None:
                               channel=case.channel, visibility=case.visibility)
         passed = not is_blocking(check(d["text"], public))
         if d.get("private"):
-            passed = passed and not is_blocking(check(d["private"], public.model_copy(update={"visibility": "private",
-                                                                                              "channel": None})))
+            passed = passed and not is_blocking(check(d["private"], replace(public, visibility="private", channel=None)))
         ok += passed
     return ok / len(drafts)
 

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 from pathlib import Path
@@ -111,8 +112,11 @@ class CompiledRule:
         self.search, self.finditer = matcher.search, matcher.finditer
 
 
-class CheckContext(BaseModel):
-    """What the engine needs to know about the conversation a draft answers."""
+@dataclass(slots=True)
+class CheckContext:
+    """What the engine needs to know about the conversation a draft answers. A plain dataclass, not a
+    pydantic model: one is built for every draft checked, and validating it cost four times as much.
+    Derive a variant with dataclasses.replace(); never change one in place (check() keys its memo on it)."""
 
     language: str = "en"
     serious: bool = False
@@ -197,7 +201,7 @@ def check(text: str, context: CheckContext | None = None, languages: list[str] |
     context = context or CheckContext()
     if (memo := _MEMO.get()) is None:
         return _check(text, context, languages)
-    key = (text, tuple(context.__dict__.values()), tuple(languages or ()))
+    key = (text, tuple(map(context.__getattribute__, CheckContext.__slots__)), tuple(languages or ()))
     if key not in memo:
         memo[key] = _check(text, context, languages)
     return list(memo[key])  # callers get their own list; Findings are never changed in place

@@ -3,6 +3,8 @@ brand's holding reply, or a clean 503 with Retry-After. Never a 500, never an un
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 import pytest
 
@@ -30,7 +32,7 @@ def assert_safe(r: httpx.Response, message: str, channel: str = "twitter") -> di
     for draft in body["drafts"]:
         assert not is_blocking(check(draft["text"], context)), draft["text"]
         if draft.get("private"):
-            assert not is_blocking(check(draft["private"], context.model_copy(update={"visibility": "private", "channel": None})))
+            assert not is_blocking(check(draft["private"], replace(context, visibility="private", channel=None)))
     return body
 
 

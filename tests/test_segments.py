@@ -3,6 +3,8 @@ and no reply to trolls (prompts/segments.py, prompts/parts/segments.yaml, api/pi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from guardrails import CheckContext, check, is_blocking
@@ -160,7 +162,7 @@ def test_every_brand_sentence_passes_the_guardrails_and_its_own_cues(lang):
     spec = language_spec(lang)
     phrases = spec.phrases
     public = CheckContext(language=lang, serious=True, check_language=True, visibility="public")
-    private = public.model_copy(update={"visibility": "private"})
+    private = replace(public, visibility="private")
     for text in [*phrases.respond.values(), phrases.apologise, *phrases.resolve.values(), phrases.thank, phrases.calm]:
         assert not is_blocking(check(text, public)), (lang, text, check(text, public))
     assert not is_blocking(check(phrases.private.replace("{name}", ""), private))
