@@ -2,9 +2,10 @@
 
 tactful, per draft, three ways:
 - **told the draft is English** (`tactful check --language en`): every English rule family and the
-  brand policy. This is what /v1/suggest does per draft (the language comes from the customer's
-  message, triaged once per request), and the like-for-like comparison with alex, which reads
-  every text as English.
+  brand policy: the like-for-like comparison with alex, which reads every text as English. (In
+  /v1/suggest the language comes from the customer's message too, and each draft is also checked
+  for being in another language, parroting the message, reciting the prompt and fitting the
+  channel, which alex does not do at all.)
 - **as the linter runs on a saved reply of unknown language** (`tactful check`, guardrails/lint.py
   `check_reply`): the draft's language detected first, then the rules of it plus English.
 - **with a full triage of the draft's text on top** (seriousness, sentiment and troll cues as for
@@ -160,8 +161,8 @@ def main() -> None:
     print(f"tactful check, all {len(cases)} drafts in en/id/ro/zh: {t['us_per_draft_all']:.0f} µs per draft, "
           f"{t['drafts_per_s_all']:.0f} drafts/s")
     if alex:
-        print(f"tactful is {result['speedup_en_language_given']:.0f}x faster per English draft told it is English, as alex "
-              f"assumes ({result['speedup_en']:.0f}x detecting each draft's language, {result['speedup_en_with_triage']:.0f}x "
+        print(f"tactful is {result['speedup_en_language_given']:.0f}x faster per English draft, both tools reading it as English "
+              f"({result['speedup_en']:.0f}x detecting each draft's language, {result['speedup_en_with_triage']:.0f}x "
               f"with a triage of the text); F1 {ours.f1:.3f} vs {alex_counts.f1:.3f} (+{result['f1_gain_en']:.3f})")
     out = ROOT / "benchmarks" / "results" / "guardrails.json"
     out.parent.mkdir(parents=True, exist_ok=True)
