@@ -80,14 +80,17 @@ def without_read_back(text: str, questions: str, scaffold: str = "") -> str:
 def _rules_words(scaffold: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     """The words of the prompt's rules (not of the parts' instructions, which are worded like replies:
     "send us a direct message so we can look into it") and their three-word runs; and the runs of
-    RULES_RUN words of the rules and of the instructions no reply is worded like (not RESOLVE's or
-    PRIVATE's), with the customer spoken to: "acknowledge your specific problem and how you feel"."""
+    RULES_RUN words of the rules and of the instructions no reply is worded like (RESOLVE's and
+    PRIVATE's only past their ";"), with the customer spoken to: "acknowledge your specific problem
+    and how you feel"."""
     lines = [line for line in scaffold.splitlines() if not _PART_LINE.match(line)]
     runs = {" ".join(w[i:i + 3]) for line in lines if len(w := _words(line).split()) >= 3 for i in range(len(w) - 2)}
     spoken_runs = set()
     for line in scaffold.splitlines():
-        if not _REPLY_LIKE_LINE.match(line):
-            spoken = [_TO_CUSTOMER.get(x, x) for x in _words(line).split()]
+        # in a reply-like instruction, what follows its ";" is a direction to the model, never reply
+        # wording: "...so we can look into it; ask for no details here" must not reach the customer
+        for clause in line.split(";")[1:] if _REPLY_LIKE_LINE.match(line) else [line]:
+            spoken = [_TO_CUSTOMER.get(x, x) for x in _words(clause).split()]
             spoken_runs.update(" ".join(spoken[i:i + RULES_RUN]) for i in range(len(spoken) - RULES_RUN + 1))
     return frozenset(_words("\n".join(lines)).split()), frozenset(runs), frozenset(spoken_runs)
 

@@ -248,6 +248,9 @@ def _readme_scaffold(template: str = "suggest") -> str:
     # from the prompt's "This is a serious matter (...)": every recorded draft that said it was reading it back
     ("It is a serious matter of financial management and we apologize. We're sorry.", "We're sorry."),
     ("Waiting for an order that hasn't come is frustrating, and we understand how you feel.", None),
+    # RESOLVE's direction past its ";", copied into a reply on the embedded model (2026-11-24)
+    ("Please DM us so we can look into it; ask for no details here. We're sorry.", "We're sorry."),
+    ("Please send us a direct message so we can look into it.", None),  # its reply-like part is a reply
 ])
 def test_the_prompts_rules_reworded_are_taken_out_and_replies_are_not(text, kept):
     from prompts.segments import without_read_back
