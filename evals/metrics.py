@@ -57,13 +57,19 @@ def guardrail_pass(case: Case, resp: dict) -> float | None:
 
 @metric
 def clean_first_time(case: Case, resp: dict) -> float | None:
-    """Share of the model's drafts that passed as written: no fix, no re-ask, not blocked. Falls when a
-    prompt or model starts writing "just click" or blame, even though the guardrails catch it."""
-    clean = sum(1 for d in _model_drafts(resp) if not d.get("repair"))
+    """Share of the model's drafts that passed as written: no fix, no re-ask, not blocked, and not made
+    of the brand's sentences alone (every part the model wrote was wrong or read the prompt back).
+    Falls when a prompt or model starts writing "just click" or blame, even though the guardrails catch it."""
+    drafts = _model_drafts(resp)
+    clean = sum(1 for d in drafts if not d.get("repair") and not _brand_only(d))
     first_blocked = sum(1 for b in resp.get("blocked") or [] if b.get("reask_round", 0) == 0 and b.get("part") != "private")
-    repaired = sum(1 for d in _model_drafts(resp) if d.get("repair"))
-    total = clean + repaired + first_blocked
+    total = len(drafts) + first_blocked
     return clean / total if total else None
+
+
+def _brand_only(draft: dict) -> bool:
+    segments = draft.get("segments") or []
+    return bool(segments) and all(s.get("source") == "brand" for s in segments)
 
 
 @metric

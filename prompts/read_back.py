@@ -18,6 +18,7 @@ INSTRUCTION_ECHO = 0.75
 QUESTION_WORDS = 4  # "My order hasn't arrived" (my/order/hasn/t/arrived); a Han character is a word
 REWORDED_WORDS = 4  # "Something went wrong." is a fair reply; "You are a serious matter." is the prompt reworded
 RULES_RUN = 4  # words in a row of the prompt's rules (their -> your): "specific problem and how"
+SHORT_CLAUSE = 3  # a direction past a reply-like instruction's ";" this short counts whole: "promise nothing else"
 SENTENCE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"'”’)]*|\n|$)")
 
 
@@ -59,7 +60,8 @@ def without_read_back(text: str, questions: str, scaffold: str = "") -> str:
         # "This is a serious matter (...): no jokes, no emoji", "It is a serious matter of financial management"
         # among them; asking for half the sentence in runs let 7 of the 9 read-backs in the replay through
         spoken = [_TO_CUSTOMER.get(w, w) for w in words]
-        return any(" ".join(spoken[i:i + RULES_RUN]) in spoken_runs for i in range(len(spoken) - RULES_RUN + 1))
+        return any(" ".join(spoken[i:i + k]) in spoken_runs for k in (RULES_RUN, SHORT_CLAUSE)
+                   for i in range(len(spoken) - k + 1))
 
     def read_back(sentence: str) -> bool:
         words = _words(sentence)
@@ -89,9 +91,13 @@ def _rules_words(scaffold: str) -> tuple[frozenset[str], frozenset[str], frozens
     for line in scaffold.splitlines():
         # in a reply-like instruction, what follows its ";" is a direction to the model, never reply
         # wording: "...so we can look into it; ask for no details here" must not reach the customer
-        for clause in line.split(";")[1:] if _REPLY_LIKE_LINE.match(line) else [line]:
+        reply_like = bool(_REPLY_LIKE_LINE.match(line))
+        for clause in line.split(";")[1:] if reply_like else [line]:
             spoken = [_TO_CUSTOMER.get(x, x) for x in _words(clause).split()]
             spoken_runs.update(" ".join(spoken[i:i + RULES_RUN]) for i in range(len(spoken) - RULES_RUN + 1))
+            # "...contact them directly today; promise nothing else", read back in a recorded escalation
+            if reply_like and len(spoken) == SHORT_CLAUSE:
+                spoken_runs.add(" ".join(spoken))
     return frozenset(_words("\n".join(lines)).split()), frozenset(runs), frozenset(spoken_runs)
 
 

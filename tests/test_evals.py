@@ -129,6 +129,21 @@ def test_metrics_judge_drafts_independently_of_the_pipeline():
     assert any("guardrail_pass" in p for p in problems) and any("rsr_complete" in p for p in problems)
 
 
+def test_a_draft_of_the_brands_sentences_alone_is_not_the_model_passing_first_time():
+    case = next(c for c in load_cases() if c.id == "en-social-04")
+    parts = [("respond", "Waiting for an order that hasn't come is frustrating."), ("apologise", "We're sorry."),
+             ("resolve", "Please send us a direct message and we'll look into it with you.")]
+
+    def draft(*sources: str) -> dict:
+        segments = [{"kind": k, "text": t, "source": src} for (k, t), src in zip(parts, sources)]
+        return {"text": " ".join(t for _, t in parts), "segments": segments, "citations": []}
+
+    resp = {"triage": {"language": "en", "serious": True, "action": "reply_then_private", "type": "complaint",
+                       "escalate_to": None}, "blocked": [], "knowledge": [], "holding": False,
+            "drafts": [draft("model", "brand", "brand"), draft("brand", "brand", "brand")]}
+    assert score(case, resp)["clean_first_time"] == 0.5
+
+
 def test_reports_render_charts_and_a_filterable_table():
     case = next(c for c in load_cases() if c.id == "en-social-01")
     resp = {"triage": {"language": "en", "serious": False, "action": "reply_public", "type": "question", "reasons": []},

@@ -48,6 +48,34 @@ def test_missing_or_wrong_parts_are_completed_by_the_brand_and_marked(client, fa
     assert draft["private"] and "order number" in draft["private"]
 
 
+# every part of this draft is replaced by the brand's sentence: a read-back, a non-apology, a resolve with no DM
+ALL_REPLACED = "RESPOND: No jokes, no emoji.\nAPOLOGISE: This happens.\nRESOLVE: Our team will look at it."
+
+
+def test_a_draft_of_the_brands_sentences_alone_gets_the_model_another_round(client, fake_llm):
+    fake_llm.reset(Step(content=LABELLED), Step(content=ALL_REPLACED))
+    body = suggest(client, n=1).json()
+    assert len(fake_llm.requests) == 2, "a second round should have been asked for"
+    [draft] = body["drafts"]  # n = 1: the model's draft takes the place of the brand's sentences
+    assert [s["source"] for s in draft["segments"]] == ["model", "model", "model"]
+    assert body["holding"] is False and "miserable" in draft["text"]
+
+
+def test_the_brands_sentences_alone_stay_when_the_second_round_is_no_better(client, fake_llm):
+    fake_llm.reset(Step(content=ALL_REPLACED))
+    body = suggest(client, n=2).json()
+    assert len(fake_llm.requests) == 2  # n = 2 in one call each round: a second round, and no third
+    [draft] = body["drafts"]  # the same brand sentences every time are one draft
+    assert {s["source"] for s in draft["segments"]} == {"brand"} and "emoji" not in draft["text"]
+
+
+def test_model_drafts_come_first_and_n_is_never_exceeded(client, fake_llm):
+    fake_llm.reset(Step(content=LABELLED), Step(content=[ALL_REPLACED, ALL_REPLACED.replace("This happens", "Oh well")]))
+    body = suggest(client, n=2).json()
+    assert len(body["drafts"]) == 2
+    assert [{s["source"] for s in d["segments"]} for d in body["drafts"]] == [{"model"}, {"brand"}]
+
+
 def test_a_private_message_that_blames_is_reported_and_replaced(client, fake_llm):
     fake_llm.reset(Step(content=LABELLED.split("PRIVATE:")[0] + "PRIVATE: You should have checked the box before signing."))
     body = suggest(client, n=1).json()
@@ -227,14 +255,14 @@ def test_sentences_reading_back_the_prompts_instructions_are_taken_out(text, kep
     assert without_read_back(text, "", SCAFFOLD) == (text if kept is None else kept)
 
 
-def _readme_scaffold(template: str = "suggest") -> str:
+def _readme_scaffold(template: str = "suggest", message: str = COMPLAINT) -> str:
     """The README request's own scaffold: a shipped template rendered with no customer words or facts."""
     from api.prompting import instructions
     from api.schemas import SuggestRequest
     from prompts import templates
 
-    req = SuggestRequest(brand="acme", message=COMPLAINT, channel="twitter", visibility="public", n=3)
-    triage = analyze(COMPLAINT)
+    req = SuggestRequest(brand="acme", message=message, channel="twitter", visibility="public", n=3)
+    triage = analyze(message)
     return instructions(templates.load(template), req, triage, plan_for(triage, "public"))
 
 
@@ -256,6 +284,18 @@ def test_the_prompts_rules_reworded_are_taken_out_and_replies_are_not(text, kept
     from prompts.segments import without_read_back
 
     assert without_read_back(text, "", _readme_scaffold()) == (text if kept is None else kept)
+
+
+def test_an_escalations_short_direction_past_its_semicolon_is_taken_out():
+    from prompts.segments import without_read_back
+
+    scaffold = _readme_scaffold(message="Your charger caught fire next to my daughter's bed. She has burns on her hand.")
+    assert "; promise nothing else" in scaffold
+    # the escalation's instruction copied whole into a reply on the embedded model (en-golden-01, 2026-11-24)
+    leaked = "Our safety team will contact you today; promise nothing else. We're so sorry."
+    assert without_read_back(leaked, "", scaffold) == "We're so sorry."
+    for reply in ("Our safety team will contact you directly today.", "There is nothing else we would rather do."):
+        assert without_read_back(reply, "", scaffold) == reply
 
 
 def test_a_read_back_of_the_header_above_the_customers_words_is_taken_out():

@@ -106,3 +106,14 @@ def test_the_first_draft_streams_while_the_model_writes_the_next(one_at_a_time):
     # the fast draft was on the wire well before the slow ones finished, not held back for the whole response
     assert drafts[0][1] < done_at - 0.8, (drafts[0][1], done_at)
     assert [r["n"] for r in fake.requests] == [3, 1, 1]
+
+
+def test_the_brands_sentences_alone_stream_last_after_the_models_second_round(tactful, fake_llm):
+    from tests.test_segments import ALL_REPLACED, LABELLED
+    fake_llm.reset(Step(content=LABELLED), Step(content=ALL_REPLACED))
+    status, got, _ = events(tactful, n=3)
+    streamed = [data for name, data, _ in got if name == "draft"]
+    # the brand-only draft of round one waited: the model's own draft from round two streamed first
+    assert status == 200 and len(streamed) == 2, [name for name, _, _ in got]
+    assert [{s["source"] for s in d["segments"]} for d in streamed] == [{"model"}, {"brand"}]
+    assert [d["text"] for d in streamed] == [d["text"] for d in got[-1][1]["drafts"]]
