@@ -122,7 +122,10 @@ def _word_string(text: str) -> str:
 
 
 _WORDS = re.compile(r"[\u4e00-\u9fff]|[^\W_]+")
-_TO_CUSTOMER = {"their": "your", "they": "you", "them": "you", "theirs": "yours", "themselves": "yourself"}
+# the rules spoken to the customer; "is"/"are"/"am" as one, so "This is a serious matter" read back as
+# "You are a serious matter, please apologize..." is still its run "is a serious matter" (README request, 2026-11-24)
+_TO_CUSTOMER = {"their": "your", "they": "you", "them": "you", "theirs": "yours", "themselves": "yourself",
+                "are": "is", "am": "is"}
 _PART_LINE = re.compile(r"^\s*-\s*(?:RESPOND|APOLOGISE|RESOLVE|THANK|PRIVATE):")  # a part's instruction line
 _REPLY_LIKE_LINE = re.compile(r"^\s*-\s*(?:RESOLVE|PRIVATE):")  # instructions worded as a reply would be
 _LABEL_WORD = re.compile(r"\b[a-z]+(?:_[a-z]+)+\b")  # triage's categories as the prompt names them

@@ -275,6 +275,7 @@ def _readme_scaffold(template: str = "suggest", message: str = COMPLAINT) -> str
     ("We're sorry something went wrong with your order.", None),
     # from the prompt's "This is a serious matter (...)": every recorded draft that said it was reading it back
     ("It is a serious matter of financial management and we apologize. We're sorry.", "We're sorry."),
+    ("You are a serious matter, please apologize for the failure. We're sorry.", "We're sorry."),  # README request
     ("Waiting for an order that hasn't come is frustrating, and we understand how you feel.", None),
     # RESOLVE's direction past its ";", copied into a reply on the embedded model (2026-11-24)
     ("Please DM us so we can look into it; ask for no details here. We're sorry.", "We're sorry."),
