@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from api.pipeline import REGENERATE_ROUNDS
 from tests.fake_llm import Step
 
 COMPLAINT = "My order arrived broken and nobody answers my emails. This is the third time!"
@@ -60,8 +61,8 @@ def test_hostile_draft_is_blocked_never_returned(client, fake_llm):
     assert {"en.minimising.just-imperative", "en.humour.laughter"} <= set(rules)
     lol = rules["en.humour.laughter"]
     assert "Just restart it lol"[lol["start"]:lol["end"]] == "lol" and lol["severity"] == "block"
-    # every draft was blocked, so the pipeline asked again once: 2 rounds
-    assert len(fake_llm.requests) == 2
+    # every draft was blocked, so the pipeline asked again, REGENERATE_ROUNDS more times
+    assert len(fake_llm.requests) == 1 + REGENERATE_ROUNDS
 
 
 def test_mixed_drafts_split_between_drafts_and_blocked(client, fake_llm):
