@@ -17,7 +17,7 @@ from guardrails.triage import Triage
 from knowledge.lexical import content_words
 from knowledge.store import Hit
 from prompts.holding import holding_reply, load_holding
-from prompts.segments import Plan, complete, join, language_spec, private_language, private_message
+from prompts.segments import Plan, asks_for_details, complete, join, language_spec, private_language, private_message
 
 
 NEXT_STEP_MIN_SHARED = 2  # words an FAQ's question shares with the customer's problem before its next step is used
@@ -102,13 +102,16 @@ def private_part(text: str | None, triage: Triage, req: SuggestRequest, context:
                   questions: str = "") -> tuple[str | None, list[Finding]]:
     """The direct message (the model's `text`, else the brand's, ending with `next_step`), guarded as a private
     reply: order numbers allowed, blame never. A model message that fails is reported in `blocked` and the
-    brand's used instead; a next step that fails in this context gives way to the brand's own ending."""
+    brand's used instead, as it is for one that asks for nothing we need (not harmful: not reported); a next step that fails in this context gives way to the brand's own ending."""
     private_context = replace(context, visibility="private", channel=None)
     private, source = private_message(text, triage.language, req.message, req.customer_name, next_step, scaffold, questions)
     if source == "model":
-        if (passed := _passing(private, private_context, policy)) is not None:
+        if (passed := _passing(private, private_context, policy)) is None:
+            blocked.append(BlockedDraft(text=private, findings=policy.apply(check(private, private_context)), part="private"))
+        # one that asks for nothing was, on the embedded model, something else: "Please contact your local postal
+        # department..." on the README's request, "They are academic assistants..." in the eval (5 of 12 kept DMs)
+        elif asks_for_details(passed[0], triage.language):
             return passed
-        blocked.append(BlockedDraft(text=private, findings=policy.apply(check(private, private_context)), part="private"))
     findings: list[Finding] = []
     for step in dict.fromkeys([next_step, None]):
         private, _ = private_message(None, triage.language, req.message, req.customer_name, step)

@@ -49,6 +49,7 @@ class _Cues(BaseModel):
     private_channel: str
     thank: str
     resolve: str
+    details: str  # what a direct message asks for: order number, email, a photo
 
 
 class _Phrases(BaseModel):
@@ -218,6 +219,13 @@ def private_message(text: str | None, language: str, message: str, customer_name
     name = f" {customer_name}" if customer_name else ""
     phrases = language_spec(language).phrases
     return phrases.private.replace("{name}", name).replace("{next_step}", next_step or phrases.next_step), "brand"
+
+
+def asks_for_details(text: str, language: str) -> bool:
+    """A direct message asks for something we need to act on: the order number, an email, a photo. A language
+    the brand has no sentences in is not judged by another language's cues."""
+    languages = load_segments().languages
+    return language not in languages or bool(languages[language].rx["details"].search(text))
 
 
 def private_language(language: str) -> str:

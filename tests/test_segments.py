@@ -86,6 +86,28 @@ def test_a_private_message_that_blames_is_reported_and_replaced(client, fake_llm
     assert {f["family"] for f in body["blocked"][0]["findings"]} == {"blame"}
 
 
+def test_a_private_message_that_asks_for_nothing_gives_way_to_the_brands(client, fake_llm):
+    # the embedded model's DM on the README's request (2026-11-24): it sends the customer elsewhere and asks nothing
+    fake_llm.reset(Step(content=LABELLED.split("PRIVATE:")[0] + "PRIVATE: Please contact your local postal department "
+                                                                 "immediately to inquire about what is causing the problem."))
+    draft = suggest(client, n=1).json()["drafts"][0]
+    assert "postal" not in draft["private"] and "order number" in draft["private"]
+    assert draft["citations"], "the brand's DM ends with the matching FAQ's next step"
+
+
+@pytest.mark.parametrize("lang, asks, asks_nothing", [
+    ("en", "Could you send us your order number and a photo?", "We will look at it right away."),
+    ("id", "Boleh kirimkan nomor pesanan Kakak?", "Kami akan segera memeriksanya."),
+    ("ro", "Ne puteți trimite numărul comenzii?", "Ne uităm imediat."),
+    ("zh", "请把订单号发给我们。", "我们马上处理。"),
+])
+def test_a_private_message_must_ask_for_what_we_need(lang, asks, asks_nothing):
+    from prompts.segments import asks_for_details
+
+    assert asks_for_details(asks, lang) and not asks_for_details(asks_nothing, lang)
+    assert asks_for_details("Nos vemos pronto.", "es")  # no cues of its own: not judged by English ones
+
+
 def test_praise_gets_thanks_not_an_apology(client, fake_llm):
     fake_llm.reset(Step(content="THANK: We're sorry, thank you!"))
     body = suggest(client, n=1, message="The new app is brilliant, the delivery came a day early. Love you guys!").json()
