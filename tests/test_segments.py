@@ -106,6 +106,8 @@ def test_a_private_message_must_ask_for_what_we_need(lang, asks, asks_nothing):
 
     assert asks_for_details(asks, lang) and not asks_for_details(asks_nothing, lang)
     assert asks_for_details("Nos vemos pronto.", "es")  # no cues of its own: not judged by English ones
+    # the FAQs' own path is not an ask (README request, 2026-11-24)
+    assert not asks_for_details("Please contact Account > Orders to report the problem and see if any items have arrived.", "en")
 
 
 def test_praise_gets_thanks_not_an_apology(client, fake_llm):
