@@ -102,7 +102,8 @@ def private_part(text: str | None, triage: Triage, req: SuggestRequest, context:
                   questions: str = "") -> tuple[str | None, list[Finding]]:
     """The direct message (the model's `text`, else the brand's, ending with `next_step`), guarded as a private
     reply: order numbers allowed, blame never. A model message that fails is reported in `blocked` and the
-    brand's used instead, as it is for one that asks for nothing we need (not harmful: not reported); a next step that fails in this context gives way to the brand's own ending."""
+    brand's used instead, as it is for one that asks for nothing we need (not harmful, so not reported); a
+    next step that fails in this context gives way to the brand's own ending."""
     private_context = replace(context, visibility="private", channel=None)
     private, source = private_message(text, triage.language, req.message, req.customer_name, next_step, scaffold, questions)
     if source == "model":
