@@ -68,6 +68,8 @@ def clean_first_time(case: Case, resp: dict) -> float | None:
 
 
 def _brand_only(draft: dict) -> bool:
+    """Every part is the brand's sentence: `not api.pipeline.model_wrote`, read again from the JSON so the
+    pipeline does not judge its own drafts (see the module's docstring)."""
     segments = draft.get("segments") or []
     return bool(segments) and all(s.get("source") == "brand" for s in segments)
 

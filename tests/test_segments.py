@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
+from api.pipeline import REGENERATE_ROUNDS
 from guardrails import CheckContext, check, is_blocking
 from guardrails.triage import analyze
 from prompts.segments import Segment, complete, join, language_spec, load_segments, parse, plan_for, remap
-from api.pipeline import REGENERATE_ROUNDS
 from tests.fake_llm import Step
 from tests.test_suggest_api import COMPLAINT, suggest
 
