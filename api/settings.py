@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     local_llm_port: int = Field(8088, description="Loopback port of the embedded llama.cpp server.")
     local_llm_threads: int = Field(2, description="CPU threads for the embedded model.")
     local_llm_ctx: int = Field(2048, description="Context window of the embedded model.")
-    models_dir: Path | None = Field(None, description="Where the joined GGUF of a chunked model is cached. Default: data_dir/models.")
+    models_dir: Path | None = Field(None, description="Where derived model files are cached: the joined GGUF of a chunked model, the dynamic-int8 embedding model. Default: data_dir/models.")
     local_llm_start_timeout: float = Field(120.0, description="Seconds to wait for the embedded model to become ready.")
 
     # Triage.

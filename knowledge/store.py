@@ -14,7 +14,7 @@ from chromadb.config import Settings as ChromaSettings
 
 from api.settings import Settings
 from knowledge.documents import Document, brand_ok
-from knowledge.embeddings import MiniLMEmbeddingFunction
+from knowledge.embeddings import EMBEDDING_ID, MiniLMEmbeddingFunction
 from knowledge import mirror
 from knowledge.lexical import lexical_tokens
 from knowledge.mirror import BrandIndex, Hit
@@ -51,7 +51,7 @@ class UnknownBrand(LookupError):
 class KnowledgeStore:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.embed = MiniLMEmbeddingFunction()
+        self.embed = MiniLMEmbeddingFunction(cache_dir=settings.model_cache)
         chroma_settings = ChromaSettings(anonymized_telemetry=False)
         try:
             if settings.chroma_host:
@@ -124,14 +124,15 @@ class KnowledgeStore:
         except Exception as exc:
             raise StoreUnavailable(str(exc)) from exc
         old_ids: dict[str, list[str]] = {}
-        old_hashes: dict[str, set[str]] = {}
+        old_hashes: dict[str, set[tuple[str, str]]] = {}
         for chunk_id, meta in zip(old["ids"], old["metadatas"]):
             old_ids.setdefault(meta["doc_id"], []).append(chunk_id)
-            old_hashes.setdefault(meta["doc_id"], set()).add(meta.get("content_hash"))
+            # a chunk embedded by another model (an older tactful) counts as changed: its vector is re-made
+            old_hashes.setdefault(meta["doc_id"], set()).add((meta.get("content_hash"), meta.get("embedding")))
         outcomes: list[str] = []
         writes: list[tuple[Document, list[str], list[str], list[str]]] = []
         for doc in docs:
-            if old_hashes.get(doc.id) == {doc.content_hash}:
+            if old_hashes.get(doc.id) == {(doc.content_hash, EMBEDDING_ID)}:
                 outcomes.append("unchanged")
                 continue
             outcomes.append("updated" if doc.id in old_ids else "added")
@@ -154,7 +155,7 @@ class KnowledgeStore:
                 batch = {key: [] for key in batch}
             metadata = {"doc_id": doc.id, "kind": doc.kind, "title": doc.title, "language": doc.language,
                         "source": doc.source, "url": doc.url or "", "content_hash": doc.content_hash,
-                        "updated_at": doc.updated_at, "tags": ",".join(doc.tags), "next_step": doc.next_step or ""}
+                        "embedding": EMBEDDING_ID, "updated_at": doc.updated_at, "tags": ",".join(doc.tags), "next_step": doc.next_step or ""}
             ids = [f"{doc.id}#{i}" for i in range(len(chunks))]
             batch["ids"] += ids
             batch["embeddings"] += [next(vectors) for _ in to_embed]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,9 @@ from tests.servers import ThreadedServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ACME = ROOT / "knowledge" / "brands" / "acme"
+# Derived models (the dynamic-int8 embedding model, ~4 s to build) are made once for the whole run, not
+# once per temporary data dir; tactful processes the tests start inherit this.
+os.environ.setdefault("TACTFUL_MODELS_DIR", str(ROOT / "data" / "models"))
 
 
 @pytest.fixture(scope="session")

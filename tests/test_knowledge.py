@@ -187,6 +187,50 @@ def test_a_lone_query_gets_the_quiet_session_and_a_stream_does_not(store):
     assert all(np.allclose(vectors[0], v, atol=1e-5) for v in vectors[1:])
 
 
+def test_a_vector_does_not_depend_on_the_texts_embedded_with_it(store):
+    """The int8 model quantises its activations over a whole run; each text runs alone, so a batch
+    (an ingest, a burst of queries) gives every text exactly the vector it gets on its own."""
+    import numpy as np
+
+    text = "My order arrived broken and nobody answers my emails."
+    alone = store.embed.embed_texts([text])[0]
+    others = ["ok", "A much longer message about a refund that never arrived after I returned the jacket " * 3]
+    for batch in ([others[0], text], [text, others[1]], [others[1], text, others[0]]):
+        assert np.array_equal(store.embed.embed_texts(batch)[batch.index(text)], alone)
+    assert abs(float(np.linalg.norm(alone)) - 1.0) < 1e-5
+
+
+def test_the_int8_model_is_derived_once_and_rebuilt_when_unreadable(tmp_path, monkeypatch, caplog):
+    import onnxruntime.quantization as quantization
+
+    from knowledge import embeddings
+
+    calls = []
+    real = quantization.quantize_dynamic
+    monkeypatch.setattr(quantization, "quantize_dynamic", lambda *a, **k: calls.append(1) or real(*a, **k))
+    path = embeddings.derived_model(tmp_path)
+    assert calls == [1] and path.parent == tmp_path and list(tmp_path.iterdir()) == [path]  # no temporary left
+    assert embeddings.derived_model(tmp_path) == path and calls == [1]
+    assert "not the pinned" not in caplog.text  # the locked onnx/onnxruntime give the pinned bytes
+
+    path.write_bytes(b"not a model")
+    monkeypatch.setattr(embeddings.MiniLMEmbeddingFunction, "_shared", None)
+    vector = embeddings.MiniLMEmbeddingFunction(cache_dir=tmp_path).embed_texts(["my parcel never came"])[0]
+    assert calls == [1, 1] and path.stat().st_size > 1_000_000 and vector.shape == (384,)
+
+
+def test_chunks_embedded_by_another_model_are_embedded_again(fresh_store, tmp_path):
+    """An older tactful's vectors (float MiniLM) sit next to this one's: the next ingest re-makes them."""
+    faqs = tmp_path / "faqs.yaml"
+    faqs.write_text("- id: faq-a\n  question: Where is my parcel?\n  answer: Track it under Account > Orders.\n")
+    assert ingest(fresh_store, "shop", tmp_path).added == ["faq-a"]
+    col = fresh_store._collection("shop", create=False)
+    got = col.get(include=["metadatas"])
+    col.update(ids=got["ids"], metadatas=[{**m, "embedding": "all-MiniLM-L6-v2-onnx-int8"} for m in got["metadatas"]])
+    assert ingest(fresh_store, "shop", tmp_path).updated == ["faq-a"]
+    assert ingest(fresh_store, "shop", tmp_path).unchanged == ["faq-a"]
+
+
 def test_embedding_failure_reaches_every_waiter():
     import asyncio
 
