@@ -79,7 +79,7 @@ def derived_model(cache_dir: Path, verify: bool = True) -> Path:
     source, _ = model_files()
     if verify and hashlib.sha256(source.read_bytes()).hexdigest() != MODEL_SHA256:
         raise EmbeddingModelMissing(f"{source} does not match its pinned sha256; reinstall the package")
-    target = cache_dir / f"{MODEL_ID}-dynamic-{MODEL_SHA256[:12]}-ort{ort.__version__}.onnx"
+    target = cache_dir / f"{EMBEDDING_ID}-{MODEL_SHA256[:12]}-ort{ort.__version__}.onnx"
     if target.is_file():
         return target
     from onnxruntime.quantization import QuantType, quantize_dynamic
