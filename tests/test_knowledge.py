@@ -219,6 +219,57 @@ def test_the_int8_model_is_derived_once_and_rebuilt_when_unreadable(tmp_path, mo
     assert calls == [1, 1] and path.stat().st_size > 1_000_000 and vector.shape == (384,)
 
 
+def test_the_derived_model_has_one_attention_operator_per_layer_and_the_packaged_models_vectors(store):
+    """The export spells each layer's attention out in ~40 operators; the derived model has one
+    (knowledge/attention.py). Same model: its vectors are the packaged graph's, run as it ships."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from knowledge import embeddings
+
+    derived = embeddings.derived_model(embeddings.default_cache_dir())
+    ops = [n.op_type for n in onnx.load(str(derived)).graph.node]
+    assert ops.count("MultiHeadAttention") == 6 and "Softmax" not in ops and len(ops) < 300  # 450 unfused
+    packaged = ort.InferenceSession(str(embeddings.model_files()[0]), providers=["CPUExecutionProvider"])
+    tokenizer, *_ = store.embed._load()
+    texts = ["My order arrived broken and nobody answers my emails.", "Comanda mea a ajuns stricată.", "退款什么时候到账？"]
+    for text, vector in zip(texts, store.embed.embed_texts(texts)):
+        ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        pooled = packaged.run(None, {i.name: feeds[i.name] for i in packaged.get_inputs()})[0][0].mean(axis=0)
+        assert float(vector @ (pooled / np.linalg.norm(pooled))) > 0.98, text
+
+
+def test_an_attention_rewrite_that_does_not_fit_the_graph_leaves_it_as_it_was(tmp_path, monkeypatch, caplog):
+    """Another export (no recognisable projections), or a rewrite whose numbers differ from the
+    original graph's: the model is quantised unfused, slower but right, and the log says so."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from knowledge import attention, embeddings
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "other",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    with pytest.raises(attention.AttentionPatternMissing):
+        attention.fuse_attention(helper.make_model(graph))
+
+    # a real fold of the packaged model, rewritten with the wrong head count: the check must catch it
+    folded = tmp_path / "float.onnx"
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = str(folded)
+    ort.InferenceSession(str(embeddings.model_files()[0]), sess_options=opts, providers=["CPUExecutionProvider"])
+    assert embeddings._with_fused_attention(ort, folded, tmp_path / "fused.onnx") == tmp_path / "fused.onnx"
+    real = attention.fuse_attention
+    monkeypatch.setattr(attention, "fuse_attention", lambda model: real(model, num_heads=6))
+    assert embeddings._with_fused_attention(ort, folded, tmp_path / "wrong.onnx") == folded
+    assert "differs" in caplog.text
+    onnx.checker.check_model(str(folded))  # the original is left whole
+
+
 def test_chunks_embedded_by_another_model_are_embedded_again(fresh_store, tmp_path):
     """An older tactful's vectors (float MiniLM) sit next to this one's: the next ingest re-makes them."""
     faqs = tmp_path / "faqs.yaml"
