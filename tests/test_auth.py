@@ -91,6 +91,28 @@ def test_feedback_on_another_brands_suggestion_is_refused(locked, fake_llm):
     assert ok.status_code == 201
 
 
+def test_the_key_check_and_the_services_lookup_run_on_the_event_loop(locked, fake_llm, monkeypatch):
+    """FastAPI runs a plain `def` dependency in its thread pool: a hand-off to a worker thread and back
+    on every request, for a dictionary read or an indexed SQLite one (api/deps.py). Only real work goes there."""
+    import anyio.to_thread
+
+    sent, real = [], anyio.to_thread.run_sync
+
+    async def recording(func, *args, **kwargs):
+        sent.append(getattr(getattr(func, "func", func), "__qualname__", repr(func)))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", recording)
+    url, keys = locked
+    fake_llm.reset(Step(content=GOOD))
+    assert _call(url, keys["acme"], "POST", "/v1/suggest", json={"brand": "acme", "message": COMPLAINT, "n": 1}).status_code == 200
+    assert _call(url, None, "GET", "/healthz").status_code == 200
+    assert any("embed_texts" in name for name in sent), sent  # the query embedding does go to a thread
+    # the embedding, and the stored copy written after the response: nothing for the dependencies, nor for
+    # /healthz (a `def` route costs two hand-offs: the route, then its response's validation)
+    assert set(sent) <= {"MiniLMEmbeddingFunction.embed_texts", "_after"}, sent
+
+
 def test_keys_cli_creates_lists_and_revokes(locked, settings):
     url, _ = locked
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TACTFUL_DATA_DIR": str(settings.data_dir)}

@@ -10,7 +10,7 @@ from api.schemas import ErrorResponse
 router = APIRouter(tags=["feedback"], responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}})
 
 
-def get_feedback(request: Request) -> FeedbackStore:
+async def get_feedback(request: Request) -> FeedbackStore:
     return request.app.state.feedback
 
 
