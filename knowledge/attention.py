@@ -6,8 +6,8 @@ and matmuls. onnxruntime's own fusion tool (onnxruntime.transformers.optimizer) 
 that spelling, so no layer gets its fused kernel, and a 20-token query pays the dispatch of ~450
 small operators. Here each layer's query, key and value projections feed one `MultiHeadAttention`
 (an onnxruntime contrib operator) whose output goes where the spelled-out one went; the rest is
-pruned: 140 operators. The mask is dropped with it, which is exact only because tactful never pads:
-every text runs alone (knowledge/embeddings.py), so its mask is all ones.
+pruned: 140 operators (275 once quantised). The mask goes too, which is exact only because
+tactful never pads: every text runs alone (knowledge/embeddings.py), so its mask is all ones.
 
 derived_model() checks the result against the graph it came from before anyone uses it.
 """
