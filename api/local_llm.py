@@ -255,6 +255,7 @@ class LocalLLMServer:
         self.threads, self.ctx, self.start_timeout, self.max_restarts = threads, ctx, start_timeout, max_restarts
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
+        self._answered = False  # this process has answered since it was (re)started
         self._stopping = threading.Event()
         self._watcher: threading.Thread | None = None
         self.log_path = data_dir / "logs" / "local_llm.log"
@@ -291,10 +292,18 @@ class LocalLLMServer:
                 tail = self.log_path.read_text(errors="replace")[-800:] if self.log_path.exists() else ""
                 raise LocalLLMError(f"the embedded LLM exited with code {self.proc.returncode} while starting; last log lines:\n{tail}")
             if self.is_ready():
+                self._answered = True
                 return
             time.sleep(0.25)
         self.stop()
         raise LocalLLMError(f"the embedded LLM did not answer within {self.start_timeout:.0f}s; see {self.log_path}")
+
+    @property
+    def serving(self) -> bool:
+        """Up and answering, as its supervisor knows it: readiness without a request. llama.cpp answers
+        one request at a time, so while it finishes a generation the pipeline gave up on (a deadline, a
+        draft no longer needed) even /v1/models waits seconds behind it: a ping would call it down."""
+        return self._answered and self.proc is not None and self.proc.poll() is None
 
     def is_ready(self) -> bool:
         try:
@@ -309,6 +318,7 @@ class LocalLLMServer:
                     log.error("embedded LLM died %d times; giving up (see %s)", self.restarts, self.log_path)
                     return
                 self.restarts += 1
+                self._answered = False
                 log.warning("embedded LLM exited with code %s; restarting (%d/%d)", self.proc.returncode,
                             self.restarts, self.max_restarts)
                 time.sleep(min(2 ** self.restarts, 30) * 0.25)

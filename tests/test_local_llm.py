@@ -190,3 +190,24 @@ def test_the_server_does_not_outlive_a_killed_tactful(tmp_path):
     import socket
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_the_embedded_model_is_ready_while_busy_and_not_once_dead(tmp_path):
+    """/readyz asks the supervisor, not the server: llama.cpp serves one request at a time, and a ping queued
+    behind a generation the pipeline gave up on called a busy model down (the smoke test met it)."""
+    import subprocess
+    import sys
+
+    from tests.servers import free_port
+
+    server = LocalLLMServer("qwen2.5-coder-0.5b-q4_0", tmp_path, port=free_port())
+    server.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # up, answering nothing
+    try:
+        assert not server.serving  # started, has not answered yet
+        server._answered = True  # what wait_ready() records when /v1/models first answers
+        assert server.serving and not server.is_ready()  # busy (or here: silent), still serving
+        server.proc.kill()
+        server.proc.wait()
+        assert not server.serving
+    finally:
+        server.proc.kill()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -16,8 +16,11 @@ async def healthz() -> dict:  # async: no thread hand-off for a constant
 
 
 @router.get("/readyz", summary="The LLM and the knowledge store answer")
-async def readyz(svc: Services = Depends(get_services)) -> JSONResponse:
-    llm_ok = await svc.llm.ping()
+async def readyz(request: Request, svc: Services = Depends(get_services)) -> JSONResponse:
+    local = getattr(request.app.state, "local_llm", None)
+    # the embedded model: its supervisor's word (LocalLLMServer.serving), not a ping that would queue
+    # behind the generation it is finishing; any other endpoint is asked
+    llm_ok = local.serving if local is not None else await svc.llm.ping()
     store_ok = await run_in_threadpool(svc.store.ping)
     body = {"status": "ready" if llm_ok and store_ok else "not_ready", "llm": llm_ok, "store": store_ok,
             "model": svc.llm.model}
