@@ -88,12 +88,7 @@ def derived_model(cache_dir: Path, verify: bool = True) -> Path:
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir) as tmp:
-        # onnxruntime folds the stored int8 weights to float; quantize_dynamic wants that float graph
-        folded = Path(tmp) / "float.onnx"
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        opts.optimized_model_filepath = str(folded)
-        ort.InferenceSession(str(source), sess_options=opts, providers=["CPUExecutionProvider"])
+        folded = fold(ort, source, Path(tmp) / "float.onnx")
         fused = _with_fused_attention(ort, folded, Path(tmp) / "fused.onnx")
         written = Path(tmp) / "dynamic.onnx"
         with _quiet_root_logger():
@@ -104,6 +99,22 @@ def derived_model(cache_dir: Path, verify: bool = True) -> Path:
                         "locked version, so vectors may differ slightly from a store built elsewhere", digest, DERIVED_SHA256)
         os.replace(written, target)  # atomic: another process never loads half a file
     return target
+
+
+def fold(ort, source: Path, target: Path) -> Path:
+    """`source` as onnxruntime loads it, written to `target`: the stored int8 weights folded to float,
+    which is the graph quantize_dynamic and the attention rewrite work on."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = str(target)
+    ort.InferenceSession(str(source), sess_options=opts, providers=["CPUExecutionProvider"])
+    return target
+
+
+def feeds(session, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The inputs `session` takes for one unpadded text's token ids: its mask is all ones."""
+    every = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    return {i.name: every[i.name] for i in session.get_inputs()}
 
 
 def _with_fused_attention(ort, folded: Path, target: Path) -> Path:
@@ -123,9 +134,7 @@ def _with_fused_attention(ort, folded: Path, target: Path) -> Path:
     before, after = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (folded, target))
     for length in (1, 7, 40):  # token ids of a CLS ... SEP input, as the tokenizer gives them
         ids = np.array([[101, *range(2000, 2000 + length), 102]], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-        feeds = {i.name: feeds[i.name] for i in before.get_inputs()}
-        gap = float(np.abs(before.run(None, feeds)[0] - after.run(None, feeds)[0]).max())
+        gap = float(np.abs(before.run(None, feeds(before, ids))[0] - after.run(None, feeds(after, ids))[0]).max())
         if gap > 1e-3:
             log.warning("embedding model: fused attention differs by %.2g from the original; left unfused", gap)
             return folded
@@ -216,14 +225,9 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         if idle and len(input) == 1:
             session = quiet_session if idle == IDLE_QUIET else idle_session
         texts = [t if t.strip() else " " for t in input]
-        with_types = "token_type_ids" in {i.name for i in session.get_inputs()}
         out = np.zeros((len(texts), 384), dtype=np.float32)
         for row, enc in enumerate(tokenizer.encode_batch(texts)):
-            ids = np.array([enc.ids], dtype=np.int64)
-            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-            if with_types:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            pooled = session.run(None, feeds)[0][0].mean(axis=0)
+            pooled = session.run(None, feeds(session, np.array([enc.ids], dtype=np.int64)))[0][0].mean(axis=0)
             out[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
         return out
 

@@ -236,8 +236,7 @@ def test_the_derived_model_has_one_attention_operator_per_layer_and_the_packaged
     texts = ["My order arrived broken and nobody answers my emails.", "Comanda mea a ajuns stricată.", "退款什么时候到账？"]
     for text, vector in zip(texts, store.embed.embed_texts(texts)):
         ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-        pooled = packaged.run(None, {i.name: feeds[i.name] for i in packaged.get_inputs()})[0][0].mean(axis=0)
+        pooled = packaged.run(None, embeddings.feeds(packaged, ids))[0][0].mean(axis=0)
         assert float(vector @ (pooled / np.linalg.norm(pooled))) > 0.98, text
 
 
@@ -257,11 +256,7 @@ def test_an_attention_rewrite_that_does_not_fit_the_graph_leaves_it_as_it_was(tm
         attention.fuse_attention(helper.make_model(graph))
 
     # a real fold of the packaged model, rewritten with the wrong head count: the check must catch it
-    folded = tmp_path / "float.onnx"
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    opts.optimized_model_filepath = str(folded)
-    ort.InferenceSession(str(embeddings.model_files()[0]), sess_options=opts, providers=["CPUExecutionProvider"])
+    folded = embeddings.fold(ort, embeddings.model_files()[0], tmp_path / "float.onnx")
     assert embeddings._with_fused_attention(ort, folded, tmp_path / "fused.onnx") == tmp_path / "fused.onnx"
     real = attention.fuse_attention
     monkeypatch.setattr(attention, "fuse_attention", lambda model: real(model, num_heads=6))
