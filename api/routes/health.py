@@ -19,8 +19,9 @@ async def healthz() -> dict:  # async: no thread hand-off for a constant
 async def readyz(request: Request, svc: Services = Depends(get_services)) -> JSONResponse:
     local = getattr(request.app.state, "local_llm", None)
     # the embedded model: its supervisor's word (LocalLLMServer.serving), not a ping that would queue
-    # behind the generation it is finishing; any other endpoint is asked
-    llm_ok = local.serving if local is not None else await svc.llm.ping()
+    # behind the generation it is finishing. Asked all the same when the supervisor has not yet seen it
+    # answer (a restart it is still polling) or for any other endpoint
+    llm_ok = (local is not None and local.serving) or await svc.llm.ping()
     store_ok = await run_in_threadpool(svc.store.ping)
     body = {"status": "ready" if llm_ok and store_ok else "not_ready", "llm": llm_ok, "store": store_ok,
             "model": svc.llm.model}
