@@ -171,6 +171,7 @@ def test_the_server_does_not_outlive_a_killed_tactful(tmp_path):
     try:
         child = int(parent.stdout.readline())
         assert LocalLLMServer("smollm2-135m", tmp_path, port).is_ready()
+        assert _listening(port)  # the check below can see a listener
     finally:
         parent.kill()
         parent.wait()
@@ -187,9 +188,23 @@ def test_the_server_does_not_outlive_a_killed_tactful(tmp_path):
         pytest.fail("the embedded LLM kept running after tactful was killed")
     # nothing listens there any more. Not port_is_free(): binding also fails while some other process's outbound
     # connection happens to use this (ephemeral-range) port, which failed this test once in a full run
+    assert not _listening(port), f"something still listens on {port} after the embedded LLM ended"
+
+
+def _listening(port: int) -> bool:
+    """A server accepts connections on 127.0.0.1:port. A connect to a port of the ephemeral range that
+    nothing listens on can succeed anyway: the kernel may pick that same port as the source and join the
+    socket to itself (TCP simultaneous open), which once failed the test above. That is not a listener."""
     import socket
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+    for _ in range(3):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                if sock.getsockname() != sock.getpeername():
+                    return True
+        except ConnectionRefusedError:
+            return False
+    return False
 
 
 def test_the_embedded_model_is_ready_while_busy_and_not_once_dead(tmp_path):
