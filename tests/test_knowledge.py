@@ -349,3 +349,46 @@ def test_an_faq_whose_next_step_fails_a_guardrail_is_reported_with_its_line_and_
     assert report.added == ["faq-a"]
     [problem] = report.problems
     assert problem.line == 2 and "blame" in problem.message and "next_step" in problem.message
+
+
+def test_the_version_check_waits_for_a_lull_in_searches_and_never_holds_one_up(fresh_store, tmp_path, monkeypatch):
+    """A due check starts only once no search has come for LULL_SECONDS (it is a Chroma round trip that
+    shared the CPU with the suggestion that found it due), or after LULL_MAX_SECONDS on a busy server;
+    the search that found it due is answered from the mirror at once."""
+    import threading
+    import time
+
+    import knowledge.store as store_module
+
+    path = tmp_path / "f.jsonl"
+    path.write_text(json.dumps({"id": "faq-x", "question": "Opening hours?", "answer": "We open at 8:00."}) + "\n")
+    ingest(fresh_store, "shop", path)
+    fresh_store.search("shop", "opening hours")
+    monkeypatch.setattr(store_module, "VERSION_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(store_module, "LULL_SECONDS", 0.4)
+    monkeypatch.setattr(store_module, "LULL_MAX_SECONDS", 1.5)
+    started, done, slow_check = [], threading.Event(), fresh_store._load_index
+
+    def check(brand, cached):
+        started.append(time.monotonic())
+        time.sleep(0.5)  # a slow store: no search may wait for it
+        try:
+            return slow_check(brand, cached)
+        finally:
+            done.set()
+
+    monkeypatch.setattr(fresh_store, "_load_index", check)
+    t0 = time.monotonic()
+    assert "8:00" in fresh_store.search("shop", "opening hours")[0].text
+    assert time.monotonic() - t0 < 0.3, "the search waited for the version check"
+    assert done.wait(5) and started[0] - t0 >= 0.35, "the check started before the lull"
+
+    # searches every 0.1 s: never a lull of 0.4 s, so the check runs once LULL_MAX_SECONDS have passed
+    started.clear()
+    done.clear()
+    t0 = time.monotonic()
+    while not started and time.monotonic() - t0 < 4:
+        fresh_store.search("shop", "opening hours")
+        time.sleep(0.1)
+    assert started and 1.3 <= started[0] - t0 <= 2.5, started and started[0] - t0
+    assert done.wait(5)
