@@ -6,7 +6,7 @@ what is in it and the exact search over it, a few numpy operations per query.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rank_bm25 import BM25Okapi
@@ -43,6 +43,40 @@ class BrandIndex:
     chunk_lang: np.ndarray
     vectors: np.ndarray | None  # None: too many chunks, ask Chroma's HNSW index instead
     chunks: list[tuple[dict, str]]  # per chunk: its metadata and text (empty when `vectors` is None)
+    selections: dict[tuple, "Selection"] = field(default_factory=dict)  # by kinds and language, made on first use
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chunks a kinds/language filter keeps, worked out once per mirror instead of on every
+    query (np.isin over the kinds, then np.maximum.at). Same cosines to the bit; measured, a search
+    of acme's FAQs 0.99 -> 0.76 ms right after an idle second and 0.18 -> 0.15 ms back to back, and
+    the per-document cosines of 10k chunks 1.02 -> 0.83 ms."""
+    rows: np.ndarray  # kept chunks, in chunk order
+    grouped: np.ndarray  # the same chunks, grouped by document (each group in chunk order)
+    starts: np.ndarray  # where each document's group begins in `grouped`
+    docs: np.ndarray  # each group's document (its position in `order`)
+
+
+MAX_SELECTIONS = 32  # per mirror: the API's language filter is any 2-8 letters, so the cache is bounded
+
+
+def selection(index: BrandIndex, kinds: list[str] | None, language: str | None) -> Selection:
+    key = (tuple(sorted(kinds)) if kinds else (), language)
+    if (found := index.selections.get(key)) is None:
+        keep = np.ones(len(index.chunk_doc), dtype=bool)
+        if kinds:
+            keep &= np.isin(index.chunk_kind, kinds)
+        if language:
+            keep &= index.chunk_lang == language
+        rows = np.flatnonzero(keep)
+        grouped = rows[np.argsort(index.chunk_doc[rows], kind="stable")]
+        docs = index.chunk_doc[grouped]
+        starts = np.flatnonzero(np.r_[True, docs[1:] != docs[:-1]]) if len(grouped) else np.zeros(0, dtype=np.intp)
+        found = Selection(rows=rows, grouped=grouped, starts=starts, docs=docs[starts])
+        if len(index.selections) < MAX_SELECTIONS:
+            index.selections[key] = found
+    return found
 
 
 def build(version: str, checked: float, got: dict[str, list], with_vectors: bool) -> BrandIndex:
@@ -67,25 +101,13 @@ def build(version: str, checked: float, got: dict[str, list], with_vectors: bool
                       chunks=list(zip(got["metadatas"], got["documents"])) if vectors is not None else [])
 
 
-def cosines(index: BrandIndex, vector: np.ndarray, kinds: list[str] | None,
-            language: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Every mirrored chunk's cosine to `vector` (vectors are L2-normalised: the dot product is the
-    cosine), and which chunks the kinds/language filter keeps."""
-    sims = index.vectors @ vector
-    keep = np.ones(len(sims), dtype=bool)
-    if kinds:
-        keep &= np.isin(index.chunk_kind, kinds)
-    if language:
-        keep &= index.chunk_lang == language
-    return sims, keep
-
-
 def nearest_chunks(index: BrandIndex, vector: np.ndarray, k: int, kinds: list[str] | None,
                    language: str | None) -> list[Hit]:
-    """The k chunks closest to `vector`, best first, as Chroma would return them."""
-    sims, keep = cosines(index, vector, kinds, language)
-    ranked = np.flatnonzero(keep)
-    ranked = ranked[np.argsort(-sims[ranked], kind="stable")][: max(k, 1)]
+    """The k chunks closest to `vector`, best first, as Chroma would return them. Vectors are
+    L2-normalised: the dot product is the cosine."""
+    rows = selection(index, kinds, language).rows
+    sims = index.vectors @ vector
+    ranked = rows[np.argsort(-sims[rows], kind="stable")][: max(k, 1)]
     hits = []
     for i in ranked.tolist():
         meta, doc = index.chunks[i]
@@ -98,6 +120,7 @@ def best_per_document(index: BrandIndex, vector: np.ndarray, kinds: list[str] | 
                       language: str | None) -> np.ndarray:
     """Per document (in `index.order`): the best cosine of its chunks; -inf where the filter excludes it."""
     best = np.full(len(index.order), -np.inf, dtype=np.float32)
-    sims, keep = cosines(index, vector, kinds, language)
-    np.maximum.at(best, index.chunk_doc[keep], sims[keep])
+    chosen = selection(index, kinds, language)
+    if len(chosen.grouped):
+        best[chosen.docs] = np.maximum.reduceat((index.vectors @ vector)[chosen.grouped], chosen.starts)
     return best

@@ -351,6 +351,51 @@ def test_an_faq_whose_next_step_fails_a_guardrail_is_reported_with_its_line_and_
     assert problem.line == 2 and "blame" in problem.message and "next_step" in problem.message
 
 
+def _mirror_of(rows: list[tuple[str, str, str, list[float]]]):
+    """A mirror built from (doc_id, kind, language, vector) chunks, in that (not document) order."""
+    import numpy as np
+
+    from knowledge import mirror
+
+    vectors = [(np.asarray(v) / np.linalg.norm(v)).astype(np.float32) for *_, v in rows]
+    metas = [{"doc_id": d, "kind": k, "language": lang, "title": d, "chunk": i} for i, (d, k, lang, _) in enumerate(rows)]
+    got = {"ids": [f"c{i}" for i in range(len(rows))], "metadatas": metas, "documents": [d for d, *_ in rows],
+           "embeddings": vectors}
+    return mirror.build("v1", 0.0, got, with_vectors=True), np.asarray(vectors, dtype=np.float32)
+
+
+@pytest.mark.parametrize("kinds,language", [(None, None), (["faq"], None), (["voice"], "en"), (["faq", "voice"], "ro"),
+                                            (["policy"], None)])
+def test_a_filter_worked_out_once_gives_each_documents_best_chunk_and_the_nearest_chunks(kinds, language):
+    """The kinds/language selection is computed once per mirror and reused; what a search gets from it
+    must equal the plain definition: per document the best cosine of its kept chunks, and the kept
+    chunks nearest first (ties in chunk order), whatever order the chunks came in."""
+    import numpy as np
+
+    from knowledge import mirror
+
+    rows = [("b", "faq", "en", [1, 0.2, 0]), ("a", "voice", "en", [0.1, 1, 0]), ("b", "faq", "ro", [0.9, 0.1, 0.3]),
+            ("c", "faq", "en", [0, 0, 1]), ("a", "faq", "ro", [0.5, 0.5, 0.1]), ("b", "voice", "ro", [1, 0.2, 0]),
+            ("c", "voice", "en", [0.3, 0.3, 0.3])]
+    index, vectors = _mirror_of(rows)
+    query = np.asarray([0.8, 0.3, 0.1], dtype=np.float32)
+    query /= np.linalg.norm(query)
+    sims = vectors @ query
+    kept = [i for i, (_, k, lang, _) in enumerate(rows) if (not kinds or k in kinds) and (not language or lang == language)]
+    expected = {d: max(float(sims[i]) for i in kept if rows[i][0] == d) for d in {rows[i][0] for i in kept}}
+    for _ in range(2):  # the second time from the cached selection
+        best = mirror.best_per_document(index, query, kinds, language)
+        got = {d: float(best[p]) for d, p in index.position.items() if np.isfinite(best[p])}
+        assert got == pytest.approx(expected, abs=0)
+        nearest = [(h.id, h.score) for h in mirror.nearest_chunks(index, query, 3, kinds, language)]
+        order = sorted(kept, key=lambda i: -sims[i])[:3]
+        assert nearest == [(rows[i][0], round(float(sims[i]), 4)) for i in order]
+    assert len(index.selections) == 1
+    for n in range(mirror.MAX_SELECTIONS + 5):  # a client sending a new language each time: the cache stays bounded
+        assert not np.isfinite(mirror.best_per_document(index, query, kinds, f"x{n}")).any()
+    assert len(index.selections) == mirror.MAX_SELECTIONS
+
+
 def test_the_version_check_waits_for_a_lull_in_searches_and_never_holds_one_up(fresh_store, tmp_path, monkeypatch):
     """A due check starts only once no search has come for LULL_SECONDS (it is a Chroma round trip that
     shared the CPU with the suggestion that found it due), or after LULL_MAX_SECONDS on a busy server;
