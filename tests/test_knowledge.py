@@ -361,7 +361,7 @@ def _mirror_of(rows: list[tuple[str, str, str, list[float]]]):
     metas = [{"doc_id": d, "kind": k, "language": lang, "title": d, "chunk": i} for i, (d, k, lang, _) in enumerate(rows)]
     got = {"ids": [f"c{i}" for i in range(len(rows))], "metadatas": metas, "documents": [d for d, *_ in rows],
            "embeddings": vectors}
-    return mirror.build("v1", 0.0, got, with_vectors=True), np.asarray(vectors, dtype=np.float32)
+    return mirror.build("v1", 0.0, got, with_vectors=True)
 
 
 @pytest.mark.parametrize("kinds,language", [(None, None), (["faq"], None), (["voice"], "en"), (["faq", "voice"], "ro"),
@@ -377,10 +377,10 @@ def test_a_filter_worked_out_once_gives_each_documents_best_chunk_and_the_neares
     rows = [("b", "faq", "en", [1, 0.2, 0]), ("a", "voice", "en", [0.1, 1, 0]), ("b", "faq", "ro", [0.9, 0.1, 0.3]),
             ("c", "faq", "en", [0, 0, 1]), ("a", "faq", "ro", [0.5, 0.5, 0.1]), ("b", "voice", "ro", [1, 0.2, 0]),
             ("c", "voice", "en", [0.3, 0.3, 0.3])]
-    index, vectors = _mirror_of(rows)
+    index = _mirror_of(rows)
     query = np.asarray([0.8, 0.3, 0.1], dtype=np.float32)
     query /= np.linalg.norm(query)
-    sims = vectors @ query
+    sims = index.vectors @ query
     kept = [i for i, (_, k, lang, _) in enumerate(rows) if (not kinds or k in kinds) and (not language or lang == language)]
     expected = {d: max(float(sims[i]) for i in kept if rows[i][0] == d) for d in {rows[i][0] for i in kept}}
     for _ in range(2):  # the second time from the cached selection
