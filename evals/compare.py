@@ -70,4 +70,4 @@ def compare(a: dict, b: dict) -> dict:
 
 
 def _texts(r: dict) -> list[str]:
-    return [d["text"] for d in r["response"].get("drafts") or []]
+    return [d["text"] for d in (r.get("response") or {}).get("drafts") or []]  # a baseline keeps scores only

@@ -5,7 +5,8 @@ prompt, so its template version and the case's input), n, max_tokens, temperatur
 repeat index of `--repeat N`, and how many times the same case already made that exact request: a
 suggestion whose drafts were all blocked sends its prompt again for a new sample, and must get one,
 not the first answer back. Recordings are JSON lines, one file per model, in
-`evals/recordings/`; nothing leaves the machine (no telemetry).
+`evals/recordings/`; nothing leaves the machine (no telemetry). The knowledge searches' rankings
+are recorded beside them (`RecordingStore`), so that a replay builds the same prompts on any CPU.
 """
 
 from __future__ import annotations
@@ -88,3 +89,71 @@ class RecordingLLM:
     async def close(self) -> None:
         if self.inner is not None:
             await self.inner.close()
+
+
+class RecordingStore:
+    """The knowledge store, with the ranking of each search recorded next to the LLM's responses.
+
+    The query embedding quantises its activations at run time. A one-ulp difference in a float kernel,
+    such as another CPU's SIMD width, can flip a rounding and move a vector by up to ~0.02. Measured:
+    moving every float weight by one ulp did that to the 160 eval messages. Such a change can swap two
+    near-tied FAQs, and with them the prompt that a recording is keyed by. A replay therefore uses the
+    recorded ranking: ids and scores, with the documents as the store has them now (an FAQ edited since
+    the recording changes the prompt, and the LLM's recording misses, as it always did). The search of
+    this machine still runs, and `ranked_differently` counts where its ids differ from the recording.
+    """
+
+    def __init__(self, inner, mode: Mode = "auto", directory: Path = RECORDINGS_DIR):
+        self.inner, self.mode = inner, mode
+        self.path = directory / "knowledge-searches.jsonl"
+        self.entries: dict[str, list[dict]] = {}
+        self.searches = self.ranked_differently = 0
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    self.entries[entry["key"]] = entry["hits"]
+
+    def __getattr__(self, name: str):  # everything but the two searches is the store's own
+        return getattr(self.inner, name)
+
+    def search(self, brand: str, text: str, k: int = 3, kinds: list[str] | None = None, language: str | None = None,
+               min_score: float | None = None, vector=None) -> list:
+        live = self.inner.search(brand, text, k, kinds, language, min_score, vector)
+        key, recorded = self._lookup(["search", brand, text, k, kinds, language, min_score], live)
+        hits = [self.inner.document_hit(brand, h["id"], h["score"]) for h in recorded or []]
+        if recorded is not None and all(hits):
+            return hits
+        return self._record(key, live, [{"id": h.id, "score": h.score} for h in live],
+                            "was never recorded" if recorded is None else "names a document the brand no longer has")
+
+    def search_chunks(self, brand: str, text: str, k: int, kinds: list[str] | None = None,
+                      language: str | None = None, vector=None) -> list:
+        """Chunks are recorded whole (a chunk has no id of its own); each must still be part of its document."""
+        from knowledge.store import Hit
+
+        live = self.inner.search_chunks(brand, text, k, kinds, language, vector)
+        key, recorded = self._lookup(["search_chunks", brand, text, k, kinds, language], live)
+        hits = [Hit(**h) for h in recorded or []]
+        if recorded is not None and all(self.inner.still_current(brand, h) for h in hits):
+            return hits
+        return self._record(key, live, [asdict(h) for h in live],
+                            "was never recorded" if recorded is None else "has a chunk that changed")
+
+    def _lookup(self, call: list, live: list) -> tuple[str, list[dict] | None]:
+        self.searches += 1
+        key = hashlib.sha256(json.dumps(call, ensure_ascii=False).encode()).hexdigest()[:32]
+        recorded = self.entries.get(key) if self.mode != "record" else None
+        if recorded is not None:
+            self.ranked_differently += [h["id"] for h in recorded] != [h.id for h in live]
+        return key, recorded
+
+    def _record(self, key: str, live: list, entry: list[dict], why: str) -> list:
+        """This machine's ranking, recorded in place of a missing or unusable one; a replay may not record."""
+        if self.mode == "replay":
+            raise ReplayMiss(f"a knowledge search {why} ({self.path}; run with --llm auto to record it again)")
+        self.entries[key] = entry
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"key": key, "hits": entry}, ensure_ascii=False) + "\n")
+        return live

@@ -21,7 +21,7 @@ import httpx
 
 from evals.cases import Case
 from evals.metrics import METRICS, score
-from evals.recorder import RECORDINGS_DIR, Mode, RecordingLLM, ReplayMiss
+from evals.recorder import RECORDINGS_DIR, Mode, RecordingLLM, RecordingStore, ReplayMiss
 
 SLICES = ("language", "type", "serious", "action")
 
@@ -85,6 +85,10 @@ async def run(cases: list[Case], config: RunConfig, on_case: Callable[[Case], No
     finally:
         await close()
     result.config["recording"] = getattr(suggest_one, "recording", None)
+    if (store := getattr(suggest_one, "retrieval", None)) is not None:
+        # replayed as recorded either way; a count above 0 says this machine would have ranked some FAQs otherwise
+        result.config["retrieval"] = {"recording": str(store.path), "searches": store.searches,
+                                      "ranked_differently_here": store.ranked_differently}
     return result
 
 
@@ -115,8 +119,10 @@ async def _in_process(config: RunConfig, settings=None):
             base_url = settings.llm_base_url
         inner = LLMClient(base_url, settings.llm_api_key, model, timeout=settings.llm_timeout,
                           max_retries=settings.llm_max_retries)
-    llm = RecordingLLM(inner, model, mode=config.llm, directory=Path(config.recordings) if config.recordings else RECORDINGS_DIR)
-    store = KnowledgeStore(settings)
+    recordings = Path(config.recordings) if config.recordings else RECORDINGS_DIR
+    llm = RecordingLLM(inner, model, mode=config.llm, directory=recordings)
+    # the searches' rankings are recorded too: the prompt must not depend on this CPU's rounding (evals/recorder.py)
+    store = RecordingStore(KnowledgeStore(settings), mode=config.llm, directory=recordings)
     svc = Services(settings=settings, store=store, llm=llm)
 
     async def suggest_one(case: Case, repeat: int) -> dict:
@@ -133,6 +139,7 @@ async def _in_process(config: RunConfig, settings=None):
             return {"error": {"status": exc.status, "code": exc.code, "message": exc.message}}
 
     suggest_one.recording = str(llm.path)
+    suggest_one.retrieval = store
     judge_llm = None
     if config.judge_model:
         from evals.judge import Judge

@@ -313,6 +313,12 @@ class KnowledgeStore:
         index = self._index(brand)
         return [f"{index.meta[i]['title']}: {index.text.get(i, '')}" for i in ids if i in index.meta]
 
+    def still_current(self, brand: str, hit: Hit) -> bool:
+        """A chunk `search_chunks` found earlier is still part of its document, under the same title."""
+        index = self._index(brand)
+        meta = index.meta.get(hit.id)
+        return meta is not None and meta["title"] == hit.title and hit.text in index.text.get(hit.id, "")
+
     def in_memory(self, brand: str) -> bool:
         """True when a search for `brand` needs no I/O: its mirror is loaded and holds the vectors."""
         index = self._indexes.get(brand)
@@ -365,11 +371,15 @@ class KnowledgeStore:
         if len(candidates) > k:
             candidates = candidates[np.argpartition(-score[candidates], k)[:k]]
         candidates = candidates[np.argsort(-score[candidates], kind="stable")]
-        hits = []
-        for i in candidates.tolist():
-            doc_id = index.order[i]
-            m = index.meta[doc_id]
-            hits.append(Hit(id=doc_id, kind=m["kind"], title=m["title"], language=m["language"],
-                            score=round(float(score[i]), 4), text=index.text.get(doc_id, ""), url=m.get("url") or None,
-                            next_step=m.get("next_step") or None))
-        return hits
+        return [_document_hit(index, index.order[i], round(float(score[i]), 4)) for i in candidates.tolist()]
+
+    def document_hit(self, brand: str, doc_id: str, score: float) -> Hit | None:
+        """Document `doc_id` as `search` returns it, with `score`, as the brand's knowledge says it now."""
+        index = self._index(brand)
+        return _document_hit(index, doc_id, score) if doc_id in index.meta else None
+
+
+def _document_hit(index: BrandIndex, doc_id: str, score: float) -> Hit:
+    m = index.meta[doc_id]
+    return Hit(id=doc_id, kind=m["kind"], title=m["title"], language=m["language"], score=score,
+               text=index.text.get(doc_id, ""), url=m.get("url") or None, next_step=m.get("next_step") or None)

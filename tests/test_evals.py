@@ -75,7 +75,7 @@ def test_a_recorded_run_replays_without_the_llm_and_a_draft_edited_to_minimise_f
         assert (tmp / "b" / name).stat().st_size > 200
 
     # a recorded draft edited to "just click": still guarded (fixed), but no longer clean -> regression, exit 1
-    recording = next((tmp / "rec").glob("*.jsonl"))
+    recording = next(p for p in (tmp / "rec").glob("*.jsonl") if p.name != "knowledge-searches.jsonl")
     # (the first recorded response only: the others' re-asks would quote the edit and miss the recording)
     edited = recording.read_text().replace("RESPOND: That is", "RESPOND: Just click Help. That is", 1)
     assert edited != recording.read_text()
@@ -89,7 +89,8 @@ def test_a_recorded_run_replays_without_the_llm_and_a_draft_edited_to_minimise_f
     # a request never recorded, in replay mode: an infrastructure error, exit 2
     (tmp / "cases" / "pick.jsonl").write_text((tmp / "cases" / "pick.jsonl").read_text().replace("@acme", "@acme_support"))
     missing = _cli(["run", *common, "--llm", "replay", "--out", str(tmp / "d")], dead, tmp)
-    assert missing.returncode == 2 and "no recorded response" in missing.stderr
+    # (its knowledge search comes first: the message is part of the search's key too)
+    assert missing.returncode == 2 and "a knowledge search was never recorded" in " ".join(missing.stderr.split())
 
 
 def test_compare_of_a_run_with_itself_reports_no_change_and_a_worse_run_loses(workdir):
@@ -111,6 +112,10 @@ def test_compare_of_a_run_with_itself_reports_no_change_and_a_worse_run_loses(wo
     assert result["metrics"]["action_correct"]["delta"] < 0
     printed = _cli(["compare", str(tmp / "a" / "run.json"), str(tmp / "a" / "run.json"), "--out", str(tmp / "cmp")], env, tmp)
     assert printed.returncode == 0 and "0 wins" in printed.stdout and "0 losses" in printed.stdout
+    # the recorded baseline keeps each case's scores, not its response: comparing against it names the flips
+    slim = {**run, "results": [{"id": r["id"], "repeat": r["repeat"], "scores": r["scores"]} for r in run["results"]]}
+    against_baseline = compare(slim, worse)
+    assert against_baseline["losses"] == 1 and against_baseline["flipped"][0]["a"] == []
 
 
 def test_metrics_judge_drafts_independently_of_the_pipeline():
@@ -314,3 +319,61 @@ def test_the_same_request_twice_in_a_case_is_a_new_sample_recorded_and_replayed(
     blob = json.dumps({"model": "m", "messages": prompt, "n": 1, "max_tokens": 160, "temperature": 0.7, "repeat": 0},
                       sort_keys=True, ensure_ascii=False)
     assert replay.key(prompt, 1, 160, 0.7) == hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class _Ranked:
+    """A store whose searches rank as told: what another CPU's rounding can do to near-tied FAQs."""
+
+    def __init__(self, store, order: list[str]):
+        self.store, self.order = store, order
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def search(self, brand, text, k=3, kinds=None, language=None, min_score=None, vector=None):
+        return [self.store.document_hit(brand, doc_id, 0.5) for doc_id in self.order[:k]]
+
+
+def test_a_replay_ranks_the_knowledge_as_recorded_whatever_this_machines_search_says(store, tmp_path):
+    """The prompt a recording is keyed by holds the retrieved FAQs, and the query embedding can rank
+    near-tied FAQs differently on another CPU. The replay builds the same prompt from the recorded
+    ranking, with the documents as they are now; what it cannot rebuild is a miss, never a guess."""
+    from evals.recorder import RecordingStore, ReplayMiss
+
+    message = "My parcel arrived broken"
+    live = store.search("acme", message, 3, ["faq"])
+    assert len(live) == 3
+    recording = RecordingStore(store, mode="auto", directory=tmp_path)
+    assert [h.id for h in recording.search("acme", message, 3, ["faq"])] == [h.id for h in live]
+
+    swapped = [live[1].id, live[0].id, live[2].id]
+    replay = RecordingStore(_Ranked(store, swapped), mode="replay", directory=tmp_path)
+    hits = replay.search("acme", message, 3, ["faq"])
+    assert hits == live  # ids, scores, texts, next steps: the recorded search, not this one
+    assert (replay.searches, replay.ranked_differently) == (1, 1)
+    with pytest.raises(ReplayMiss, match="never recorded"):
+        replay.search("acme", "a message nobody recorded", 3, ["faq"])
+
+    entry = json.loads((tmp_path / "knowledge-searches.jsonl").read_text().splitlines()[0])
+    entry["hits"][0]["id"] = "faq-that-was-deleted"
+    (tmp_path / "knowledge-searches.jsonl").write_text(json.dumps(entry) + "\n")
+    with pytest.raises(ReplayMiss, match="no longer has"):
+        RecordingStore(store, mode="replay", directory=tmp_path).search("acme", message, 3, ["faq"])
+    # auto mode records this machine's ranking in place of the one it cannot use, and replays it from then on
+    again = RecordingStore(_Ranked(store, swapped), mode="auto", directory=tmp_path)
+    assert [h.id for h in again.search("acme", message, 3, ["faq"])] == swapped
+    assert [h.id for h in RecordingStore(store, mode="replay", directory=tmp_path).search("acme", message, 3, ["faq"])] == swapped
+
+
+def test_a_recorded_chunk_must_still_be_part_of_its_document(store, tmp_path):
+    from evals.recorder import RecordingStore, ReplayMiss
+
+    message = "How should we sound when a customer is angry?"
+    chunks = RecordingStore(store, mode="auto", directory=tmp_path).search_chunks("acme", message, 2, ["voice"])
+    assert chunks and RecordingStore(store, mode="replay", directory=tmp_path).search_chunks("acme", message, 2, ["voice"]) == chunks
+    entry = json.loads((tmp_path / "knowledge-searches.jsonl").read_text().splitlines()[0])
+    entry["hits"][0]["text"] = "Words the voice guide never had."
+    (tmp_path / "knowledge-searches.jsonl").write_text(json.dumps(entry) + "\n")
+    with pytest.raises(ReplayMiss, match="chunk that changed"):
+        RecordingStore(store, mode="replay", directory=tmp_path).search_chunks("acme", message, 2, ["voice"])
+
