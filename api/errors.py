@@ -53,8 +53,10 @@ def _explain(err: dict) -> str:
     if kind == "string_too_short":
         return "must not be empty" if ctx.get("min_length") == 1 else f"needs at least {ctx.get('min_length')} characters"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        lo, hi = ctx.get("ge"), ctx.get("le")
-        return f"is out of range: use a value from {lo} to {hi}" if lo is not None or hi is not None else err["msg"]
+        # pydantic names only the bound that failed: n=0 knows ge=1, n=50 knows le=5
+        bounds = {"ge": "at least", "le": "at most", "gt": "more than", "lt": "less than"}
+        said = [f"{words} {ctx[key]}" for key, words in bounds.items() if key in ctx]
+        return f"must be {' and '.join(said)}" if said else err["msg"]
     if kind == "missing":
         return "is required"
     if kind == "extra_forbidden":

@@ -185,6 +185,9 @@ def test_bad_requests_get_4xx_json_naming_the_field(client, fake_llm, patch, fie
     ({"message": "   "}, "'message' must contain text, not only whitespace"),
     ({"message": "\x1c\x1f \x1d"}, "'message' must contain text, not only whitespace"),
     ({"brand": "shop_"}, "'brand' must be 2-63 lowercase letters, digits, '-' or '_', starting and ending with a letter or digit"),
+    # pydantic reports only the bound that failed ("use a value from 1 to None" was said before)
+    ({"n": 0}, "'n' must be at least 1"),
+    ({"n": 50}, "'n' must be at most 5"),
 ])
 def test_a_broken_text_rule_is_explained_in_words_not_as_a_regex(client, fake_llm, patch, says):
     r = suggest(client, **patch)
