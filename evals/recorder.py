@@ -40,12 +40,7 @@ class RecordingLLM:
         self.salt = 0  # the repeat index: --repeat N draws N different samples, each recorded
         self.asked: dict[str, int] = {}  # this case's requests so far, by key: the same one again is a new sample
         self.hits = self.misses = 0
-        self.entries: dict[str, dict] = {}
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    entry = json.loads(line)
-                    self.entries[entry["key"]] = entry["result"]
+        self.entries: dict[str, dict] = _read(self.path, "result")
 
     def new_case(self, salt: int | str = 0) -> None:
         """Call before each case (and repeat): occurrences are counted within one case."""
@@ -59,8 +54,7 @@ class RecordingLLM:
             fields["stop"] = stop
         if occurrence > 1:  # the first keeps the key it always had, so earlier recordings still replay
             fields["occurrence"] = occurrence
-        blob = json.dumps(fields, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+        return _digest(fields)
 
     async def chat(self, messages: list[dict], n: int = 1, max_tokens: int = 160, temperature: float = 0.7,
                    stop: list[str] | None = None) -> ChatResult:
@@ -74,10 +68,7 @@ class RecordingLLM:
             raise ReplayMiss(f"no recorded response for this request in {self.path} (run with --llm auto to record it)")
         result = await self.inner.chat(messages, n=n, max_tokens=max_tokens, temperature=temperature, stop=stop)
         self.misses += 1
-        self.entries[key] = asdict(result)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"key": key, "result": asdict(result)}, ensure_ascii=False) + "\n")
+        self.entries[key] = _append(self.path, key, "result", asdict(result))
         return result
 
     async def chat_each(self, messages: list[dict], n: int = 1, max_tokens: int = 160,
@@ -106,13 +97,8 @@ class RecordingStore:
     def __init__(self, inner, mode: Mode = "auto", directory: Path = RECORDINGS_DIR):
         self.inner, self.mode = inner, mode
         self.path = directory / "knowledge-searches.jsonl"
-        self.entries: dict[str, list[dict]] = {}
+        self.entries: dict[str, list[dict]] = _read(self.path, "hits")
         self.searches = self.ranked_differently = 0
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    entry = json.loads(line)
-                    self.entries[entry["key"]] = entry["hits"]
 
     def __getattr__(self, name: str):  # everything but the two searches is the store's own
         return getattr(self.inner, name)
@@ -142,7 +128,7 @@ class RecordingStore:
 
     def _lookup(self, call: list, live: list) -> tuple[str, list[dict] | None]:
         self.searches += 1
-        key = hashlib.sha256(json.dumps(call, ensure_ascii=False).encode()).hexdigest()[:32]
+        key = _digest(call)
         recorded = self.entries.get(key) if self.mode != "record" else None
         if recorded is not None:
             self.ranked_differently += [h["id"] for h in recorded] != [h.id for h in live]
@@ -152,8 +138,26 @@ class RecordingStore:
         """This machine's ranking, recorded in place of a missing or unusable one; a replay may not record."""
         if self.mode == "replay":
             raise ReplayMiss(f"a knowledge search {why} ({self.path}; run with --llm auto to record it again)")
-        self.entries[key] = entry
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"key": key, "hits": entry}, ensure_ascii=False) + "\n")
+        self.entries[key] = _append(self.path, key, "hits", entry)
         return live
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def _read(path: Path, field: str) -> dict:
+    """A recording's entries by key: JSON lines of {"key": ..., field: ...}; a later line wins."""
+    if not path.is_file():
+        return {}
+    entries = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return {entry["key"]: entry[field] for entry in entries}
+
+
+def _append(path: Path, key: str, field: str, value):
+    """`value`, appended to the recording under `key`, and returned."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"key": key, field: value}, ensure_ascii=False) + "\n")
+    return value
+
